@@ -1,0 +1,3 @@
+module github.com/tunnels/tunnels
+
+go 1.26
