@@ -1,0 +1,135 @@
+// Package app wires the functions: configuration, AWS clients, adapters and
+// the engine. Each functions/<name>/main.go and the local runner build their
+// handlers here, so the local stack runs exactly what Lambda runs.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/tunnels/tunnels/shared/actions"
+	"github.com/tunnels/tunnels/shared/config"
+	"github.com/tunnels/tunnels/shared/connector"
+	"github.com/tunnels/tunnels/shared/egress"
+	"github.com/tunnels/tunnels/shared/engine"
+	"github.com/tunnels/tunnels/shared/queue"
+	"github.com/tunnels/tunnels/shared/stepbatch"
+	"github.com/tunnels/tunnels/shared/store"
+)
+
+// Deps are the clients a function is built from, made once at init.
+type Deps struct {
+	Config config.Config
+	Dynamo *dynamodb.Client
+	SQS    *sqs.Client
+	AWS    aws.Config
+	Log    *slog.Logger
+}
+
+// Load reads the configuration through getenv and makes the AWS clients.
+// Endpoints come from the SDK's own variables (AWS_ENDPOINT_URL_DYNAMODB, …),
+// so the same code runs on AWS and against the local emulators.
+func Load(ctx context.Context, getenv func(string) string, log *slog.Logger) (Deps, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return Deps{}, err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return Deps{}, fmt.Errorf("aws configuration: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return Deps{
+		Config: cfg, AWS: awsCfg, Log: log,
+		Dynamo: dynamodb.NewFromConfig(awsCfg), SQS: sqs.NewFromConfig(awsCfg),
+	}, nil
+}
+
+// Store is the DynamoDB store of the deployment's table.
+func (d Deps) Store() *store.Store { return store.New(d.Dynamo, d.Config.Table) }
+
+// Queues sends steps to the deployment's queues.
+func (d Deps) Queues() *queue.Queues { return &queue.Queues{API: d.SQS, URLs: d.Config.Queues} }
+
+// StepHandler builds the SQS batch handler of a step kind.
+func StepHandler(d Deps, kind engine.Kind) *stepbatch.Handler {
+	st := d.Store()
+	p := &engine.Processor{
+		Kind:        kind,
+		Store:       st,
+		Queue:       d.Queues(),
+		Tunnels:     &engine.CachedTunnels{Source: st, TTL: 5 * time.Second},
+		Vars:        st,
+		Messenger:   &Messenger{Store: st, Client: &connector.Client{HTTP: egress.NewClient(egress.Policy{Allow: d.Config.EgressAllow}, egress.Options{})}},
+		Actions:     ActionsFor(kind, st),
+		MaxAttempts: d.Config.MaxReceives,
+		Log:         d.Log,
+	}
+	return &stepbatch.Handler{
+		Process:    p.Process,
+		Visibility: d.SQS,
+		QueueURL:   d.Config.Queues[kind],
+		Log:        d.Log,
+	}
+}
+
+// ActionsFor answers the actions a kind of function runs. Action types of a
+// kind with no entry here are recorded failed "not implemented".
+func ActionsFor(kind engine.Kind, st *store.Store) map[string]engine.ActionFunc {
+	switch kind {
+	case engine.KindTags:
+		return actions.Tags(st)
+	}
+	return nil
+}
+
+// SchedulerHandler moves due long-delay timers to their queues.
+func SchedulerHandler(d Deps) func(ctx context.Context, ev events.EventBridgeEvent) error {
+	sc := &engine.Scheduler{Timers: d.Store(), Queue: d.Queues()}
+	return func(ctx context.Context, _ events.EventBridgeEvent) error {
+		moved, err := sc.Tick(ctx)
+		d.Log.Info("scheduler tick", "moved", moved, "error", err)
+		return err
+	}
+}
+
+// Messenger delivers chat messages through the workspace's channel connector.
+type Messenger struct {
+	Store  *store.Store
+	Client *connector.Client
+}
+
+// Deliver implements engine.Messenger.
+func (m *Messenger) Deliver(ctx context.Context, ws string, d engine.ChatDelivery) (map[string]any, error) {
+	ch, err := m.Store.Channel(ctx, ws)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, engine.ErrNoChannel
+	}
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.Client.Send(ctx, ch, connector.Message{
+		StepID: d.StepID, SubscriberID: d.SubscriberID, Channel: d.Channel, ExternalID: d.ExternalID,
+		Tunnel: d.Tunnel, Block: d.Block, Text: d.Text,
+	})
+	detail := map[string]any{"connector_status": res.Status}
+	switch {
+	case err == nil:
+		return detail, nil
+	case errors.Is(err, connector.ErrPermanent):
+		return detail, fmt.Errorf("%w: %s", engine.ErrPermanent, err.Error())
+	default:
+		return detail, err
+	}
+}

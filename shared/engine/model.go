@@ -1,0 +1,173 @@
+package engine
+
+import (
+	"errors"
+	"time"
+)
+
+// Step outcomes, as the journey shows them.
+const (
+	StatusDone    = "done"
+	StatusSkipped = "skipped"
+	StatusFailed  = "failed"
+)
+
+// Errors the ports report.
+var (
+	// ErrNotFound: the thing asked for does not exist (in this workspace).
+	ErrNotFound = errors.New("not found")
+	// ErrPermanent marks a failure that retrying cannot fix.
+	ErrPermanent = errors.New("permanent failure")
+	// ErrBusy: another invocation holds a live lease on the step; retry later.
+	ErrBusy = errors.New("step is in progress elsewhere")
+)
+
+// Identity is one channel identity of a subscriber.
+type Identity struct {
+	Channel    string `json:"channel" dynamodbav:"channel"`
+	ExternalID string `json:"external_id" dynamodbav:"external_id"`
+}
+
+// Subscriber is what a step needs to know about the person it runs for.
+type Subscriber struct {
+	ID        string
+	WS        string
+	FirstName string
+	LastName  string
+	Email     string
+	Phone     string
+	Channels  []Identity
+	Tags      []string
+	Fields    map[string]any
+	// Runs by RunKey(tunnel, channel).
+	Runs map[string]Run
+	// Stops by tunnel id: the STOP markers that drop pending steps.
+	Stops map[string][]StopMarker
+	// InboundMessages counts the messages the subscriber sent (message events).
+	InboundMessages int
+}
+
+// RunKey names a run of a tunnel on a channel.
+func RunKey(tunnel, channel string) string { return tunnel + "#" + channel }
+
+// Run is the state of one (subscriber, tunnel, channel).
+type Run struct {
+	Tunnel    string    `dynamodbav:"tunnel"`
+	Channel   string    `dynamodbav:"channel"`
+	Gen       int       `dynamodbav:"gen"`
+	Recorded  bool      `dynamodbav:"recorded"`
+	Pending   int       `dynamodbav:"pending"`
+	StartedAt time.Time `dynamodbav:"started_at"`
+	// StartedBy is what began this generation (an event or a step id), so a
+	// retried start finds its own generation instead of making another.
+	StartedBy string `dynamodbav:"started_by"`
+}
+
+// Status of a run as the client card shows it.
+func (r Run) Status(stops []StopMarker) string {
+	for _, m := range stops {
+		if m.Block == "" && m.At.After(r.StartedAt) {
+			return "stopped"
+		}
+	}
+	if r.Pending > 0 {
+		return "active"
+	}
+	return "done"
+}
+
+// StopMarker records a STOP: steps of the tunnel at Block or reachable from it
+// (every block when Block is empty) that came into being at or before At are
+// dropped. The stopping block's own remaining actions are exempt: an action
+// block always runs its list to the end.
+type StopMarker struct {
+	At       time.Time `dynamodbav:"at"`
+	Block    string    `dynamodbav:"block,omitempty"`
+	ByTunnel string    `dynamodbav:"by_tunnel,omitempty"`
+	ByBlock  string    `dynamodbav:"by_block,omitempty"`
+	ByGen    int       `dynamodbav:"by_gen,omitempty"`
+	ByChan   string    `dynamodbav:"by_channel,omitempty"`
+	// StepID is the stop step that wrote the marker: a retry adds no second one.
+	StepID   string `dynamodbav:"step_id,omitempty"`
+	ByAction int    `dynamodbav:"by_action,omitempty"`
+}
+
+// RunStart asks to begin a new generation of a run.
+type RunStart struct {
+	Tunnel   string
+	Channel  string
+	Recorded bool
+	By       string // idempotency: the event or step that starts it
+	At       time.Time
+	Pending  int // steps the new generation starts with (0 for an empty tunnel)
+}
+
+// Outgoing is a step on its way to a queue (or a timer, when Due is far).
+type Outgoing struct {
+	Kind Kind `json:"kind"`
+	Step Step `json:"step"`
+}
+
+// StepRecord is a finished step: its journey entry and, for duplicates, the
+// children to re-emit.
+type StepRecord struct {
+	Step       Step
+	Type       string
+	Status     string
+	Reason     string
+	Attempts   int
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Detail     map[string]any
+	Children   []Outgoing
+}
+
+// ClaimState is what ClaimStep found.
+type ClaimState int
+
+const (
+	// Claimed: this invocation owns the step now.
+	Claimed ClaimState = iota
+	// Completed: the step already ran; Record holds what it did.
+	Completed
+	// Busy: another invocation holds a live lease.
+	Busy
+)
+
+// Claim is the answer of ClaimStep.
+type Claim struct {
+	State     ClaimState
+	Token     string    // proves ownership when completing
+	Attempts  int       // attempts including this one
+	StartedAt time.Time // when this attempt began
+	FirstAt   time.Time // when the first attempt began (stable across retries)
+	Record    *StepRecord
+}
+
+// ChatMessage is one entry of a subscriber's chat.
+type ChatMessage struct {
+	ID        string
+	Direction string // inbound, outbound, comment
+	Text      string
+	Tunnel    string
+	Block     string
+	StepID    string
+	Operator  string
+	// Delivery says what became of an outbound message: delivered, failed, no_channel.
+	Delivery  string
+	CreatedAt time.Time
+}
+
+// ChatDelivery is a chat message on its way to the channel connector.
+type ChatDelivery struct {
+	StepID       string
+	SubscriberID string
+	Channel      string
+	ExternalID   string
+	Tunnel       string
+	Block        string
+	Text         string
+}
+
+// ErrNoChannel: the workspace has no channel connector to deliver chat messages.
+var ErrNoChannel = errors.New("no channel connector is configured")

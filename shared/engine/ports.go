@@ -1,0 +1,56 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/tunnels/tunnels/shared/tunnel"
+)
+
+// Store is the engine's view of the database.
+type Store interface {
+	// Subscriber reads the subscriber with a consistent read; ErrNotFound if absent.
+	Subscriber(ctx context.Context, ws, id string) (*Subscriber, error)
+	// ClaimStep takes the step for this invocation until leaseUntil, unless it
+	// is completed (Completed) or leased by another live invocation (Busy).
+	ClaimStep(ctx context.Context, s Step, now, leaseUntil time.Time) (Claim, error)
+	// ReleaseStep gives a claimed step back after a transient failure so the
+	// retry need not wait for the lease to run out.
+	ReleaseStep(ctx context.Context, s Step, token string) error
+	// CompleteStep records the outcome if token still owns the step and moves
+	// the run's pending count by runDelta (when the run is still generation
+	// rec.Step.Gen). It reports false when another invocation completed it.
+	CompleteStep(ctx context.Context, rec StepRecord, token string, runDelta int) (bool, error)
+	// StartRun begins a new generation of a run, once per r.By.
+	StartRun(ctx context.Context, ws, sub string, r RunStart) (gen int, err error)
+	// AddStop records a STOP marker for a tunnel.
+	AddStop(ctx context.Context, ws, sub, tunnel string, m StopMarker) error
+	// JoinBlock records that block finished at a priority join of total action
+	// blocks; release is true for the one completion that lets the held blocks go.
+	JoinBlock(ctx context.Context, ws, sub, join, block string, total int, by string) (release bool, err error)
+	// SaveChatMessage stores a chat message (idempotent on its id).
+	SaveChatMessage(ctx context.Context, ws, sub string, m ChatMessage) error
+	// PutTimer keeps a step whose Due is too far for a queue delay.
+	PutTimer(ctx context.Context, o Outgoing) error
+}
+
+// Queue sends steps to the queue of their kind. A step with Due in the future
+// (at most MaxQueueDelay away) is delayed by the queue.
+type Queue interface {
+	Send(ctx context.Context, now time.Time, out []Outgoing) error
+}
+
+// MaxQueueDelay is the longest delay a queue can hold (SQS DelaySeconds).
+const MaxQueueDelay = 15 * time.Minute
+
+// Tunnels reads tunnel definitions; ErrNotFound if the tunnel does not exist.
+type Tunnels interface {
+	Tunnel(ctx context.Context, ws, id string) (*tunnel.Tunnel, error)
+}
+
+// Messenger delivers chat messages to the workspace's channel connector.
+// ErrPermanent-wrapped errors fail the step; ErrNoChannel skips it; other
+// errors are retried.
+type Messenger interface {
+	Deliver(ctx context.Context, ws string, m ChatDelivery) (detail map[string]any, err error)
+}

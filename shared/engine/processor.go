@@ -1,0 +1,498 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tunnels/tunnels/shared/render"
+	"github.com/tunnels/tunnels/shared/tunnel"
+)
+
+// ActionFunc runs one action of an action block. The Outcome says what it
+// did; a returned error is transient and makes the step retry.
+type ActionFunc func(ctx context.Context, ac *ActionContext) (Outcome, error)
+
+// ActionContext is what an action runs with.
+type ActionContext struct {
+	Step       Step
+	Tunnel     *tunnel.Tunnel
+	Block      *tunnel.Block
+	Action     tunnel.Action
+	Subscriber *Subscriber
+	// Now is when this attempt began.
+	Now time.Time
+	// Attempt counts deliveries of the step; FinalAttempt is true on the last
+	// one the queue allows before the dead-letter queue.
+	Attempt      int
+	FinalAttempt bool
+
+	render func(ctx context.Context, text string, escape func(string) string) (string, error)
+}
+
+// Render fills the placeholders of text for this step's subscriber.
+func (ac *ActionContext) Render(ctx context.Context, text string) (string, error) {
+	return ac.render(ctx, text, nil)
+}
+
+// RenderEscaped fills placeholders, escaping every substituted value.
+func (ac *ActionContext) RenderEscaped(ctx context.Context, text string, escape func(string) string) (string, error) {
+	return ac.render(ctx, text, escape)
+}
+
+// Outcome is what a step did.
+type Outcome struct {
+	Status string // StatusDone, StatusSkipped or StatusFailed
+	Reason string
+	Detail map[string]any
+	// Continue, when not nil, replaces the block's next blocks (on_error).
+	Continue []string
+	// Spawn holds first steps of other runs this step began (START).
+	Spawn []Outgoing
+}
+
+// Done, Skipped and Failed build outcomes.
+func Done(detail map[string]any) Outcome { return Outcome{Status: StatusDone, Detail: detail} }
+
+// Skipped is an outcome for an action that could not run for a reason in the data.
+func Skipped(reason string) Outcome { return Outcome{Status: StatusSkipped, Reason: reason} }
+
+// Failed is an outcome for a permanent failure.
+func Failed(reason string) Outcome { return Outcome{Status: StatusFailed, Reason: reason} }
+
+// Variables reads the workspace's variables for placeholders.
+type Variables interface {
+	Variables(ctx context.Context, ws string) (map[string]string, error)
+}
+
+// Processor runs the steps of one kind.
+type Processor struct {
+	Kind      Kind
+	Store     Store
+	Queue     Queue
+	Tunnels   Tunnels
+	Vars      Variables
+	Messenger Messenger
+	// Actions run action types by name; a type with no entry is recorded
+	// failed "not implemented" once and the block goes on.
+	Actions map[string]ActionFunc
+	// EmailMessage sends a message block's email content on an email run.
+	EmailMessage ActionFunc
+	// MaxAttempts is the queue's maxReceiveCount.
+	MaxAttempts int
+	// Lease is how long a claim lasts when the context has no deadline.
+	Lease time.Duration
+	Now   func() time.Time
+	Log   *slog.Logger
+}
+
+func (p *Processor) now() time.Time {
+	if p.Now != nil {
+		return p.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (p *Processor) log() *slog.Logger {
+	if p.Log != nil {
+		return p.Log
+	}
+	return slog.Default()
+}
+
+// Process runs one delivery of a step. A nil error acknowledges it; an error
+// asks for a retry later.
+func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
+	now := p.now()
+	log := p.log().With("step_id", s.ID, "subscriber", s.Sub, "tunnel", s.Tunnel, "block", s.Block, "action", s.Action)
+
+	t, err := p.tunnel(ctx, s)
+	if err != nil {
+		return fmt.Errorf("read tunnel: %w", err)
+	}
+	if t != nil {
+		if k := StepKind(t, s); k != p.Kind {
+			// The tunnel was edited and the step now belongs to another kind:
+			// hand it over untouched.
+			return p.Queue.Send(ctx, now, []Outgoing{{Kind: k, Step: s}})
+		}
+	}
+	sub, err := p.Store.Subscriber(ctx, s.WS, s.Sub)
+	if errors.Is(err, ErrNotFound) {
+		log.Warn("subscriber no longer exists; step dropped")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read subscriber: %w", err)
+	}
+
+	lease := now.Add(p.leaseFor())
+	if d, ok := ctx.Deadline(); ok {
+		lease = d
+	}
+	claim, err := p.Store.ClaimStep(ctx, s, now, lease)
+	if err != nil {
+		return fmt.Errorf("claim step: %w", err)
+	}
+	switch claim.State {
+	case Completed:
+		// A duplicate: no effect again, but make sure the children were sent.
+		return p.emit(ctx, now, claim.Record.Children)
+	case Busy:
+		return ErrBusy
+	}
+
+	rec := StepRecord{Step: s, Type: stepType(t, s), Attempts: claim.Attempts, StartedAt: claim.StartedAt}
+	out, children, err := p.run(ctx, s, t, sub, claim, attempt)
+	if err != nil {
+		if rerr := p.Store.ReleaseStep(ctx, s, claim.Token); rerr != nil {
+			log.Warn("release step", "error", rerr)
+		}
+		return err
+	}
+	rec.Status, rec.Reason, rec.Detail = out.Status, out.Reason, out.Detail
+	rec.FinishedAt = p.now()
+	rec.Children = children
+	delta := -1
+	for _, c := range children {
+		if c.Step.Tunnel == s.Tunnel && c.Step.Channel == s.Channel && c.Step.Gen == s.Gen {
+			delta++
+		}
+	}
+	ok, err := p.Store.CompleteStep(ctx, rec, claim.Token, delta)
+	if err != nil {
+		return fmt.Errorf("complete step: %w", err)
+	}
+	if !ok {
+		log.Warn("step was completed by another invocation after our lease ran out")
+		return nil
+	}
+	log.Info("step", "type", rec.Type, "status", rec.Status, "reason", rec.Reason, "children", len(children))
+	return p.emit(ctx, now, children)
+}
+
+// tunnel reads the step's tunnel (nil when it was deleted). When a cached copy
+// lacks the step's block, the source is asked before calling the block removed.
+func (p *Processor) tunnel(ctx context.Context, s Step) (*tunnel.Tunnel, error) {
+	t, err := p.Tunnels.Tunnel(ctx, s.WS, s.Tunnel)
+	if fr, ok := p.Tunnels.(interface {
+		Fresh(ctx context.Context, ws, id string) (*tunnel.Tunnel, error)
+	}); ok && (errors.Is(err, ErrNotFound) || (err == nil && !hasStep(t, s))) {
+		t, err = fr.Fresh(ctx, s.WS, s.Tunnel)
+	}
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return t, err
+}
+
+func hasStep(t *tunnel.Tunnel, s Step) bool {
+	b, ok := t.Block(s.Block)
+	return ok && (b.Type != "action" || s.Action < len(b.Actions))
+}
+
+func (p *Processor) leaseFor() time.Duration {
+	if p.Lease > 0 {
+		return p.Lease
+	}
+	return 30 * time.Second
+}
+
+// run decides what the step does and which steps follow.
+func (p *Processor) run(ctx context.Context, s Step, t *tunnel.Tunnel, sub *Subscriber, claim Claim, attempt int) (Outcome, []Outgoing, error) {
+	if t == nil {
+		return Skipped("tunnel removed"), nil, nil
+	}
+	b, ok := t.Block(s.Block)
+	if !ok || (b.Type == "action" && s.Action >= len(b.Actions)) {
+		return Skipped("block removed"), nil, nil
+	}
+	if r, ok := sub.Runs[RunKey(s.Tunnel, s.Channel)]; ok && r.Gen > s.Gen {
+		return Skipped(fmt.Sprintf("superseded by generation %d of this tunnel", r.Gen)), nil, nil
+	}
+	if _, stopped := Stopped(t, s, sub.Stops[s.Tunnel]); stopped {
+		return Skipped("stopped"), nil, nil
+	}
+
+	ac := &ActionContext{
+		Step: s, Tunnel: t, Block: b, Subscriber: sub, Now: claim.StartedAt,
+		Attempt: attempt, FinalAttempt: p.MaxAttempts > 0 && attempt >= p.MaxAttempts,
+	}
+	ac.render = func(ctx context.Context, text string, escape func(string) string) (string, error) {
+		return p.render(ctx, s, sub, text, escape)
+	}
+	var out Outcome
+	var err error
+	switch b.Type {
+	case "message":
+		out, err = p.message(ctx, ac, claim)
+	case "delay":
+		due := claim.StartedAt.Add(time.Duration(b.Seconds) * time.Second)
+		out = Done(map[string]any{"seconds": b.Seconds, "due_at": due})
+		return out, Advance(t, s, b.Next, claim.StartedAt, &due), nil
+	case "action":
+		ac.Action = b.Actions[s.Action]
+		out, err = p.action(ctx, ac)
+	default:
+		out = Failed(fmt.Sprintf("unknown block type %q", b.Type))
+	}
+	if err != nil {
+		return Outcome{}, nil, err
+	}
+	children, err := p.follow(ctx, t, s, b, out, claim.StartedAt)
+	if err != nil {
+		return Outcome{}, nil, err
+	}
+	return out, append(children, out.Spawn...), nil
+}
+
+// follow makes the steps after a message or action step.
+func (p *Processor) follow(ctx context.Context, t *tunnel.Tunnel, s Step, b *tunnel.Block, out Outcome, now time.Time) ([]Outgoing, error) {
+	next := b.Next
+	if out.Continue != nil {
+		next = out.Continue
+	}
+	if b.Type != "action" {
+		return Advance(t, s, next, now, nil), nil
+	}
+	if s.Action+1 < len(b.Actions) && out.Continue == nil {
+		return []Outgoing{NextAction(t, s)}, nil
+	}
+	// The action block is complete. Its continuation keeps the block's origin
+	// time, so a STOP issued while the block ran also covers what follows it.
+	children := Advance(t, s, next, s.At, nil)
+	if h := s.Hold; h != nil {
+		release := len(h.Actions) == 1
+		if !release {
+			var err error
+			release, err = p.Store.JoinBlock(ctx, s.WS, s.Sub, h.Join, s.Block, len(h.Actions), s.ID)
+			if err != nil {
+				return nil, fmt.Errorf("priority join: %w", err)
+			}
+		}
+		if release {
+			children = append(children, Release(t, s, h, s.At)...)
+		}
+	}
+	return children, nil
+}
+
+func (p *Processor) action(ctx context.Context, ac *ActionContext) (Outcome, error) {
+	switch ac.Action.Type {
+	case "start":
+		return p.start(ctx, ac)
+	case "stop":
+		return p.stop(ctx, ac)
+	}
+	f := p.Actions[ac.Action.Type]
+	if f == nil {
+		return Failed(fmt.Sprintf("action %q is not implemented in this deployment", ac.Action.Type)), nil
+	}
+	return f(ctx, ac)
+}
+
+// start begins a chat run of another tunnel (or this one) at a block. It is a
+// redirect: the subscriber is not recorded in that tunnel.
+func (p *Processor) start(ctx context.Context, ac *ActionContext) (Outcome, error) {
+	a, s := ac.Action, ac.Step
+	target, err := p.Tunnels.Tunnel(ctx, s.WS, a.Tunnel)
+	if errors.Is(err, ErrNotFound) {
+		return Skipped(fmt.Sprintf("tunnel %q no longer exists", a.Tunnel)), nil
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	block := a.Block
+	if block == "" {
+		block = target.Entry
+	}
+	if _, ok := target.Block(block); !ok {
+		return Skipped(fmt.Sprintf("block %q no longer exists in tunnel %q", block, a.Tunnel)), nil
+	}
+	gen, err := p.Store.StartRun(ctx, s.WS, s.Sub, RunStart{
+		Tunnel: a.Tunnel, Channel: ChannelChat, Recorded: false, By: s.ID, At: ac.Now, Pending: 1,
+	})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("start run: %w", err)
+	}
+	first := Step{
+		V: MessageVersion, ID: DeriveID(s.ID, "start", a.Tunnel, block), WS: s.WS, Sub: s.Sub,
+		Tunnel: a.Tunnel, Channel: ChannelChat, Gen: gen, Block: block, At: ac.Now,
+	}
+	out := Done(map[string]any{"tunnel": a.Tunnel, "block": block, "channel": ChannelChat, "generation": gen})
+	out.Spawn = []Outgoing{{Kind: StepKind(target, first), Step: first}}
+	return out, nil
+}
+
+// stop cancels what is pending of a tunnel from a block on, once.
+func (p *Processor) stop(ctx context.Context, ac *ActionContext) (Outcome, error) {
+	a, s := ac.Action, ac.Step
+	target := a.Tunnel
+	if target == "" {
+		target = s.Tunnel
+	}
+	m := StopMarker{
+		At: ac.Now, Block: a.Block, StepID: s.ID,
+		ByTunnel: s.Tunnel, ByBlock: s.Block, ByGen: s.Gen, ByAction: s.Action, ByChan: s.Channel,
+	}
+	if err := p.Store.AddStop(ctx, s.WS, s.Sub, target, m); err != nil {
+		return Outcome{}, fmt.Errorf("record stop: %w", err)
+	}
+	detail := map[string]any{"tunnel": target}
+	if a.Block != "" {
+		detail["block"] = a.Block
+	}
+	return Done(detail), nil
+}
+
+// message delivers a message block's content for the run's channel.
+func (p *Processor) message(ctx context.Context, ac *ActionContext, claim Claim) (Outcome, error) {
+	s, b, sub := ac.Step, ac.Block, ac.Subscriber
+	if s.Channel == ChannelEmail {
+		if b.Email == nil {
+			return Skipped("the block has no email content"), nil
+		}
+		if p.EmailMessage == nil {
+			return Failed("email runs are not implemented in this deployment"), nil
+		}
+		return p.EmailMessage(ctx, ac)
+	}
+	if b.Text == "" {
+		return Skipped("the block has no chat text"), nil
+	}
+	text, err := ac.Render(ctx, b.Text)
+	if err != nil {
+		return Outcome{}, err
+	}
+	var id Identity
+	if len(sub.Channels) > 0 {
+		id = sub.Channels[0]
+	}
+	msg := ChatMessage{
+		ID: "m" + s.ID, Direction: "outbound", Text: text, Tunnel: s.Tunnel, Block: s.Block,
+		StepID: s.ID, CreatedAt: claim.FirstAt,
+	}
+	detail, err := p.Messenger.Deliver(ctx, s.WS, ChatDelivery{
+		StepID: s.ID, SubscriberID: sub.ID, Channel: id.Channel, ExternalID: id.ExternalID,
+		Tunnel: s.Tunnel, Block: s.Block, Text: text,
+	})
+	var out Outcome
+	switch {
+	case err == nil:
+		msg.Delivery = "delivered"
+		out = Done(detail)
+	case errors.Is(err, ErrNoChannel):
+		msg.Delivery = "no_channel"
+		out = Skipped(err.Error())
+	case errors.Is(err, ErrPermanent):
+		msg.Delivery = "failed"
+		out = Failed(err.Error())
+		out.Detail = detail
+	default:
+		return Outcome{}, err
+	}
+	if out.Detail == nil {
+		out.Detail = map[string]any{}
+	}
+	out.Detail["message_id"] = msg.ID
+	out.Detail["text"] = text
+	if err := p.Store.SaveChatMessage(ctx, s.WS, s.Sub, msg); err != nil {
+		return Outcome{}, fmt.Errorf("store chat message: %w", err)
+	}
+	return out, nil
+}
+
+// render fills placeholders for a subscriber; variables are read only when
+// the text uses them.
+func (p *Processor) render(ctx context.Context, s Step, sub *Subscriber, text string, escape func(string) string) (string, error) {
+	if !strings.Contains(text, "{{") {
+		return text, nil
+	}
+	d := SubscriberData(sub, s.Tunnel)
+	if strings.Contains(text, "var.") && p.Vars != nil {
+		vars, err := p.Vars.Variables(ctx, s.WS)
+		if err != nil {
+			return "", fmt.Errorf("read variables: %w", err)
+		}
+		d.Vars = vars
+	}
+	if escape != nil {
+		return render.RenderEscaped(text, d, escape), nil
+	}
+	return render.Render(text, d), nil
+}
+
+// SubscriberData is the placeholder data of a subscriber (without variables).
+func SubscriberData(sub *Subscriber, tunnelID string) render.Data {
+	fields := make(map[string]string, len(sub.Fields))
+	for k, v := range sub.Fields {
+		fields[k] = FormatValue(v)
+	}
+	return render.Data{
+		Subscriber: map[string]string{
+			"first_name": sub.FirstName, "last_name": sub.LastName,
+			"email": sub.Email, "phone": sub.Phone, "id": sub.ID,
+		},
+		Fields:   fields,
+		TunnelID: tunnelID,
+	}
+}
+
+// FormatValue writes a custom field value as placeholder text.
+func FormatValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+func stepType(t *tunnel.Tunnel, s Step) string {
+	if t == nil {
+		return "unknown"
+	}
+	b, ok := t.Block(s.Block)
+	if !ok {
+		return "unknown"
+	}
+	if b.Type == "action" && s.Action >= 0 && s.Action < len(b.Actions) {
+		return b.Actions[s.Action].Type
+	}
+	return b.Type
+}
+
+// emit sends children to their queues, or to timers when due too far ahead.
+func (p *Processor) emit(ctx context.Context, now time.Time, children []Outgoing) error {
+	var queued []Outgoing
+	for _, c := range children {
+		if c.Step.Due != nil && c.Step.Due.Sub(now) > MaxQueueDelay {
+			if err := p.Store.PutTimer(ctx, c); err != nil {
+				return fmt.Errorf("store timer: %w", err)
+			}
+			continue
+		}
+		queued = append(queued, c)
+	}
+	if len(queued) == 0 {
+		return nil
+	}
+	if err := p.Queue.Send(ctx, now, queued); err != nil {
+		return fmt.Errorf("enqueue next steps: %w", err)
+	}
+	return nil
+}

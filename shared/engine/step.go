@@ -1,0 +1,124 @@
+// Package engine runs tunnels: it turns a step message into its effect and the
+// steps that follow. It is pure Go: storage, queues, the clock and the outside
+// world are ports (see ports.go) implemented by adapters elsewhere.
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// MessageVersion is the version of the step message on the wire. A function
+// refuses versions it does not know instead of guessing.
+const MessageVersion = 1
+
+// Channels a run can use.
+const (
+	ChannelChat  = "chat"
+	ChannelEmail = "email"
+)
+
+// Step is one unit of work: one block, or one action of an action block, of
+// one run. It is the SQS message body.
+type Step struct {
+	V       int    `json:"v"`
+	ID      string `json:"id"`
+	WS      string `json:"ws"`
+	Sub     string `json:"sub"`
+	Tunnel  string `json:"tunnel"`
+	Channel string `json:"channel"`
+	Gen     int    `json:"gen"`
+	Block   string `json:"block"`
+	Action  int    `json:"action"`
+	// At is when the step came into being: when its parent finished (or the
+	// event was accepted). It is stored with the parent, so a replayed parent
+	// re-creates the child with the same At; STOP compares it with its own time.
+	At time.Time `json:"at"`
+	// Due is set on delayed steps: not before this time.
+	Due *time.Time `json:"due,omitempty"`
+	// Hold carries the priority rule: the blocks held back until the action
+	// sibling blocks named in it have all completed.
+	Hold *Hold `json:"hold,omitempty"`
+}
+
+// Hold is the priority rule in flight: Then starts once every block of Actions
+// has completed. Join names the point where the siblings split.
+type Hold struct {
+	Join    string   `json:"join"`
+	Actions []string `json:"actions"`
+	Then    []string `json:"then"`
+}
+
+// Decode parses and checks a step message.
+func Decode(body []byte) (Step, error) {
+	var s Step
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if err := dec.Decode(&s); err != nil {
+		return Step{}, fmt.Errorf("step message: %w", err)
+	}
+	if s.V != MessageVersion {
+		return Step{}, fmt.Errorf("step message: version %d is not supported (want %d)", s.V, MessageVersion)
+	}
+	switch {
+	case s.ID == "", s.WS == "", s.Sub == "", s.Tunnel == "", s.Block == "":
+		return Step{}, fmt.Errorf("step message: id, ws, sub, tunnel and block are required")
+	case s.Channel != ChannelChat && s.Channel != ChannelEmail:
+		return Step{}, fmt.Errorf("step message: unknown channel %q", s.Channel)
+	case s.Gen < 1:
+		return Step{}, fmt.Errorf("step message: generation must be at least 1")
+	}
+	return s, nil
+}
+
+// Encode is the wire form of a step.
+func (s Step) Encode() []byte {
+	b, _ := json.Marshal(s) // a Step always marshals
+	return b
+}
+
+// DeriveID makes a child step id from its parent's id and the edge taken, so
+// a replayed parent produces the same children and their claims dedupe them.
+func DeriveID(parent string, edge ...string) string {
+	h := sha256.New()
+	h.Write([]byte(parent))
+	for _, e := range edge {
+		h.Write([]byte{0})
+		h.Write([]byte(e))
+	}
+	sum := h.Sum(nil)
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:20]))
+}
+
+// Kinds of steps; each has its own queue and function.
+type Kind string
+
+const (
+	KindFlow    Kind = "flow"
+	KindTags    Kind = "tags"
+	KindEmail   Kind = "email"
+	KindCRM     Kind = "crm"
+	KindWebhook Kind = "webhook"
+)
+
+// Kinds lists every step kind.
+var Kinds = []Kind{KindFlow, KindTags, KindEmail, KindCRM, KindWebhook}
+
+// ActionKind is the kind (queue, function) that runs an action type.
+func ActionKind(actionType string) Kind {
+	switch actionType {
+	case "add_tags", "remove_tags", "set_field", "add_to_sales_plan", "mention", "mark_unread":
+		return KindTags
+	case "create_email_subscriber", "send_email":
+		return KindEmail
+	case "amo_deal", "amo_contact":
+		return KindCRM
+	case "external_request":
+		return KindWebhook
+	default: // start, stop and anything unknown: the flow function records it
+		return KindFlow
+	}
+}

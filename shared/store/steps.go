@@ -1,0 +1,511 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/tunnels/tunnels/shared/engine"
+)
+
+var _ engine.Store = (*Store)(nil)
+
+const (
+	runPrefix  = "run#"
+	stopPrefix = "stops#"
+	// maxStops bounds the STOP markers kept per tunnel on a subscriber.
+	maxStops = 50
+	// stepInProgress is a claimed step that has not finished.
+	stepInProgress = "in_progress"
+)
+
+// Subscriber reads a subscriber's profile with a consistent read.
+func (st *Store) Subscriber(ctx context.Context, ws, id string) (*engine.Subscriber, error) {
+	item, err := st.profile(ctx, ws, id)
+	if err != nil {
+		return nil, err
+	}
+	return decodeSubscriber(ws, item)
+}
+
+func (st *Store) profile(ctx context.Context, ws, id string) (map[string]types.AttributeValue, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(st.table), Key: key(subPK(ws, id), profileSK), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out.Item) == 0 {
+		return nil, engine.ErrNotFound
+	}
+	return out.Item, nil
+}
+
+func decodeSubscriber(ws string, item map[string]types.AttributeValue) (*engine.Subscriber, error) {
+	sub := &engine.Subscriber{
+		ID: str(item, "id"), WS: ws,
+		FirstName: str(item, "first_name"), LastName: str(item, "last_name"),
+		Email: str(item, "email"), Phone: str(item, "phone"),
+		InboundMessages: int(num(item, "inbound")),
+		Runs:            map[string]engine.Run{}, Stops: map[string][]engine.StopMarker{},
+		Fields: map[string]any{},
+	}
+	// Channel identities are a string set of "channel:external_id"; the one
+	// the subscriber first came through is primary and comes first.
+	primary := str(item, "primary_channel")
+	if v, ok := item["channels"].(*types.AttributeValueMemberSS); ok {
+		ids := append([]string(nil), v.Value...)
+		sort.Slice(ids, func(i, j int) bool {
+			if (ids[i] == primary) != (ids[j] == primary) {
+				return ids[i] == primary
+			}
+			return ids[i] < ids[j]
+		})
+		for _, id := range ids {
+			ch, ext, _ := strings.Cut(id, ":")
+			sub.Channels = append(sub.Channels, engine.Identity{Channel: ch, ExternalID: ext})
+		}
+	}
+	if v, ok := item["tags"].(*types.AttributeValueMemberSS); ok {
+		sub.Tags = append([]string(nil), v.Value...)
+		sort.Strings(sub.Tags)
+	}
+	if v, ok := item["fields"]; ok {
+		if err := attributevalue.Unmarshal(v, &sub.Fields); err != nil {
+			return nil, fmt.Errorf("subscriber %s fields: %w", sub.ID, err)
+		}
+	}
+	for name, v := range item {
+		switch {
+		case strings.HasPrefix(name, runPrefix):
+			var r engine.Run
+			if err := attributevalue.Unmarshal(v, &r); err != nil {
+				return nil, fmt.Errorf("subscriber %s %s: %w", sub.ID, name, err)
+			}
+			sub.Runs[strings.TrimPrefix(name, runPrefix)] = r
+		case strings.HasPrefix(name, stopPrefix):
+			var ms []engine.StopMarker
+			if err := attributevalue.Unmarshal(v, &ms); err != nil {
+				return nil, fmt.Errorf("subscriber %s %s: %w", sub.ID, name, err)
+			}
+			sub.Stops[strings.TrimPrefix(name, stopPrefix)] = ms
+		}
+	}
+	return sub, nil
+}
+
+func stepSK(id string) string { return "STEP#" + id }
+
+// ClaimStep takes a step: a new one, or one whose lease ran out.
+func (st *Store) ClaimStep(ctx context.Context, step engine.Step, now, leaseUntil time.Time) (engine.Claim, error) {
+	token := newToken()
+	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table),
+		Key:       key(subPK(step.WS, step.Sub), stepSK(step.ID)),
+		UpdateExpression: aws.String("SET #st = :prog, #tok = :tok, lease_until = :lease, started_at = :now, " +
+			"first_at = if_not_exists(first_at, :now), attempts = if_not_exists(attempts, :zero) + :one, " +
+			"expires_at = :exp"),
+		ConditionExpression:      aws.String("attribute_not_exists(pk) OR (#st = :prog AND lease_until < :nowms)"),
+		ExpressionAttributeNames: map[string]string{"#st": "status", "#tok": "token"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":prog": s(stepInProgress), ":tok": s(token), ":lease": n(leaseUntil.UnixMilli()),
+			":now": s(ts(now)), ":nowms": n(now.UnixMilli()), ":zero": n(0), ":one": n(1),
+			":exp": st.ttl(now),
+		},
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	if err == nil {
+		return engine.Claim{
+			State: engine.Claimed, Token: token, Attempts: int(num(out.Attributes, "attempts")),
+			StartedAt: now, FirstAt: parseTS(str(out.Attributes, "first_at")),
+		}, nil
+	}
+	if !isConditionFailed(err) {
+		return engine.Claim{}, err
+	}
+	got, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(st.table), Key: key(subPK(step.WS, step.Sub), stepSK(step.ID)), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return engine.Claim{}, err
+	}
+	if str(got.Item, "status") == stepInProgress || len(got.Item) == 0 {
+		return engine.Claim{State: engine.Busy}, nil
+	}
+	rec, err := decodeStepRecord(got.Item)
+	if err != nil {
+		return engine.Claim{}, err
+	}
+	return engine.Claim{State: engine.Completed, Record: rec}, nil
+}
+
+// ReleaseStep ends a lease early after a transient failure.
+func (st *Store) ReleaseStep(ctx context.Context, step engine.Step, token string) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(st.table),
+		Key:                       key(subPK(step.WS, step.Sub), stepSK(step.ID)),
+		UpdateExpression:          aws.String("SET lease_until = :zero"),
+		ConditionExpression:       aws.String("#tok = :tok"),
+		ExpressionAttributeNames:  map[string]string{"#tok": "token"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": n(0), ":tok": s(token)},
+	})
+	if isConditionFailed(err) {
+		return nil
+	}
+	return err
+}
+
+// CompleteStep records a step's outcome and, atomically with it, moves the
+// run's pending count. Only a change of the count needs the transaction; the
+// common single-child step is one conditional write.
+func (st *Store) CompleteStep(ctx context.Context, rec engine.StepRecord, token string, runDelta int) (bool, error) {
+	step := rec.Step
+	children, err := json.Marshal(rec.Children)
+	if err != nil {
+		return false, err
+	}
+	detail, err := attributevalue.Marshal(rec.Detail)
+	if err != nil {
+		return false, fmt.Errorf("step detail: %w", err)
+	}
+	if rec.Detail == nil {
+		detail = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}}
+	}
+	stepUpdate := types.Update{
+		TableName: aws.String(st.table),
+		Key:       key(subPK(step.WS, step.Sub), stepSK(step.ID)),
+		UpdateExpression: aws.String("SET #st = :st, reason = :reason, detail = :detail, children = :children, " +
+			"finished_at = :fin, jsk = :jsk, #ty = :type, tunnel = :tunnel, channel = :channel, gen = :gen, " +
+			"block = :block, #act = :action REMOVE #tok, lease_until"),
+		ConditionExpression:      aws.String("#tok = :tok"),
+		ExpressionAttributeNames: map[string]string{"#st": "status", "#tok": "token", "#ty": "type", "#act": "action"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":st": s(rec.Status), ":reason": s(rec.Reason), ":detail": detail, ":children": s(string(children)),
+			":fin": s(ts(rec.FinishedAt)), ":jsk": s(ts(rec.StartedAt) + "#" + step.ID), ":type": s(rec.Type),
+			":tunnel": s(step.Tunnel), ":channel": s(step.Channel), ":gen": n(int64(step.Gen)),
+			":block": s(step.Block), ":action": n(int64(step.Action)), ":tok": s(token),
+		},
+	}
+	if runDelta == 0 {
+		return st.updateOwned(ctx, stepUpdate)
+	}
+	runAttr := runPrefix + engine.RunKey(step.Tunnel, step.Channel)
+	_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &stepUpdate},
+		{Update: &types.Update{
+			TableName:                aws.String(st.table),
+			Key:                      key(subPK(step.WS, step.Sub), profileSK),
+			UpdateExpression:         aws.String("SET #r.pending = #r.pending + :d"),
+			ConditionExpression:      aws.String("#r.gen = :gen"),
+			ExpressionAttributeNames: map[string]string{"#r": runAttr},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":d": n(int64(runDelta)), ":gen": n(int64(step.Gen)),
+			},
+		}},
+	}})
+	if err == nil {
+		return true, nil
+	}
+	var tc *types.TransactionCanceledException
+	if errors.As(err, &tc) && len(tc.CancellationReasons) == 2 {
+		if aws.ToString(tc.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+			return false, nil // another invocation owns or finished the step
+		}
+		if aws.ToString(tc.CancellationReasons[1].Code) == "ConditionalCheckFailed" {
+			// The run moved on to a newer generation: its count is not ours.
+			return st.updateOwned(ctx, stepUpdate)
+		}
+	}
+	return false, err
+}
+
+func (st *Store) updateOwned(ctx context.Context, u types.Update) (bool, error) {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: u.TableName, Key: u.Key, UpdateExpression: u.UpdateExpression,
+		ConditionExpression: u.ConditionExpression, ExpressionAttributeNames: u.ExpressionAttributeNames,
+		ExpressionAttributeValues: u.ExpressionAttributeValues,
+	})
+	if isConditionFailed(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func decodeStepRecord(item map[string]types.AttributeValue) (*engine.StepRecord, error) {
+	rec := &engine.StepRecord{
+		Type: str(item, "type"), Status: str(item, "status"), Reason: str(item, "reason"),
+		Attempts:  int(num(item, "attempts")),
+		StartedAt: parseTS(str(item, "started_at")), FinishedAt: parseTS(str(item, "finished_at")),
+	}
+	rec.Step = engine.Step{
+		V: engine.MessageVersion, ID: strings.TrimPrefix(str(item, "sk"), "STEP#"),
+		Tunnel: str(item, "tunnel"), Channel: str(item, "channel"), Gen: int(num(item, "gen")),
+		Block: str(item, "block"), Action: int(num(item, "action")),
+	}
+	if v, ok := item["detail"]; ok {
+		if err := attributevalue.Unmarshal(v, &rec.Detail); err != nil {
+			return nil, fmt.Errorf("step detail: %w", err)
+		}
+	}
+	if c := str(item, "children"); c != "" {
+		if err := json.Unmarshal([]byte(c), &rec.Children); err != nil {
+			return nil, fmt.Errorf("step children: %w", err)
+		}
+	}
+	return rec, nil
+}
+
+// StartRun begins a new generation of a run, once per r.By: a retry of the
+// same start finds the generation it made.
+func (st *Store) StartRun(ctx context.Context, ws, sub string, r engine.RunStart) (int, error) {
+	attr := runPrefix + engine.RunKey(r.Tunnel, r.Channel)
+	for range 10 {
+		cur, err := st.Subscriber(ctx, ws, sub)
+		if err != nil {
+			return 0, err
+		}
+		old, exists := cur.Runs[engine.RunKey(r.Tunnel, r.Channel)]
+		if exists && old.StartedBy == r.By {
+			return old.Gen, nil
+		}
+		run := engine.Run{
+			Tunnel: r.Tunnel, Channel: r.Channel, Gen: old.Gen + 1, Recorded: old.Recorded || r.Recorded,
+			Pending: r.Pending, StartedAt: r.At, StartedBy: r.By,
+		}
+		av, err := attributevalue.Marshal(run)
+		if err != nil {
+			return 0, err
+		}
+		cond := "attribute_not_exists(#r)"
+		vals := map[string]types.AttributeValue{":run": av, ":now": s(ts(r.At))}
+		if exists {
+			cond = "#r.gen = :old"
+			vals[":old"] = n(int64(old.Gen))
+		}
+		_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
+			UpdateExpression:          aws.String("SET #r = :run, updated_at = :now"),
+			ConditionExpression:       aws.String("attribute_exists(pk) AND " + cond),
+			ExpressionAttributeNames:  map[string]string{"#r": attr},
+			ExpressionAttributeValues: vals,
+		})
+		if isConditionFailed(err) {
+			continue // someone else started a generation meanwhile: look again
+		}
+		if err != nil {
+			return 0, err
+		}
+		if r.Recorded && !old.Recorded {
+			if err := st.countSubscriber(ctx, ws, r.Tunnel); err != nil {
+				return 0, err
+			}
+		}
+		return run.Gen, nil
+	}
+	return 0, fmt.Errorf("start run %s: %w", attr, ErrConflict)
+}
+
+// countSubscriber adds one to a tunnel's count of recorded subscribers.
+func (st *Store) countSubscriber(ctx context.Context, ws, tunnelID string) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: key(wsPK(ws), tunnelSK(tunnelID)),
+		UpdateExpression:          aws.String("ADD subscribers :one"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1)},
+	})
+	if isConditionFailed(err) {
+		return nil // the tunnel was deleted meanwhile
+	}
+	return err
+}
+
+// AddStop appends a STOP marker, once per stop step, keeping the newest ones.
+func (st *Store) AddStop(ctx context.Context, ws, sub, tunnelID string, m engine.StopMarker) error {
+	attr := stopPrefix + tunnelID
+	for range 10 {
+		cur, err := st.Subscriber(ctx, ws, sub)
+		if err != nil {
+			return err
+		}
+		list := cur.Stops[tunnelID]
+		for _, old := range list {
+			if m.StepID != "" && old.StepID == m.StepID {
+				return nil
+			}
+		}
+		next := append(append([]engine.StopMarker(nil), list...), m)
+		if len(next) > maxStops {
+			next = next[len(next)-maxStops:]
+		}
+		av, err := attributevalue.Marshal(next)
+		if err != nil {
+			return err
+		}
+		cond := "attribute_not_exists(#s)"
+		vals := map[string]types.AttributeValue{":list": av}
+		if len(list) > 0 {
+			cond = "size(#s) = :len"
+			vals[":len"] = n(int64(len(list)))
+		}
+		_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
+			UpdateExpression:          aws.String("SET #s = :list"),
+			ConditionExpression:       aws.String(cond),
+			ExpressionAttributeNames:  map[string]string{"#s": attr},
+			ExpressionAttributeValues: vals,
+		})
+		if isConditionFailed(err) {
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("record stop: %w", ErrConflict)
+}
+
+// JoinBlock counts a finished action block at a priority join. The set of
+// finished blocks makes it idempotent; released_by picks exactly one releaser,
+// stable across that releaser's retries.
+func (st *Store) JoinBlock(ctx context.Context, ws, sub, join, block string, total int, by string) (bool, error) {
+	k := key(subPK(ws, sub), "JOIN#"+join)
+	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: k,
+		UpdateExpression: aws.String("ADD done_blocks :b SET total = :total, expires_at = :exp"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":b": &types.AttributeValueMemberSS{Value: []string{block}}, ":total": n(int64(total)),
+			":exp": st.ttl(st.now()),
+		},
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	if err != nil {
+		return false, err
+	}
+	done, _ := out.Attributes["done_blocks"].(*types.AttributeValueMemberSS)
+	if done == nil || len(done.Value) < total {
+		return false, nil
+	}
+	out, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: k,
+		UpdateExpression:          aws.String("SET released_by = if_not_exists(released_by, :by)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":by": s(by)},
+		ReturnValues:              types.ReturnValueAllNew,
+	})
+	if err != nil {
+		return false, err
+	}
+	return str(out.Attributes, "released_by") == by, nil
+}
+
+func chatSK(at time.Time, id string) string { return "CHAT#" + ts(at) + "#" + id }
+
+// SaveChatMessage stores a chat message once; a repeat changes nothing.
+func (st *Store) SaveChatMessage(ctx context.Context, ws, sub string, m engine.ChatMessage) error {
+	item := map[string]types.AttributeValue{
+		"pk": s(subPK(ws, sub)), "sk": s(chatSK(m.CreatedAt, m.ID)),
+		"id": s(m.ID), "direction": s(m.Direction), "text": s(m.Text), "created_at": s(ts(m.CreatedAt)),
+	}
+	for name, v := range map[string]string{"tunnel": m.Tunnel, "block": m.Block, "step_id": m.StepID, "operator": m.Operator, "delivery": m.Delivery} {
+		if v != "" {
+			item[name] = s(v)
+		}
+	}
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(st.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(sk)"),
+	})
+	if isConditionFailed(err) {
+		return nil
+	}
+	return err
+}
+
+// Timers: steps due further ahead than a queue can delay wait here, in
+// minute buckets, until the scheduler moves them to their queues.
+func timerPK(due time.Time) string { return "TIMER#" + due.UTC().Format("2006-01-02T15:04") }
+
+// PutTimer stores a delayed step (idempotent on its step id).
+func (st *Store) PutTimer(ctx context.Context, o engine.Outgoing) error {
+	if o.Step.Due == nil {
+		return errors.New("timer without due time")
+	}
+	body, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(st.table),
+		Item: map[string]types.AttributeValue{
+			"pk": s(timerPK(*o.Step.Due)), "sk": s(ts(*o.Step.Due) + "#" + o.Step.ID),
+			"outgoing": s(string(body)), "expires_at": st.ttl(*o.Step.Due),
+		},
+	})
+	return err
+}
+
+// DueTimers lists the timers of one minute bucket.
+func (st *Store) DueTimers(ctx context.Context, bucket time.Time) ([]engine.Timer, error) {
+	items, err := st.queryAll(ctx, &dynamodb.QueryInput{
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(timerPK(bucket))},
+		ConsistentRead:            aws.Bool(true),
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]engine.Timer, 0, len(items))
+	for _, it := range items {
+		var o engine.Outgoing
+		if err := json.Unmarshal([]byte(str(it, "outgoing")), &o); err != nil {
+			return nil, fmt.Errorf("timer %s: %w", str(it, "sk"), err)
+		}
+		out = append(out, engine.Timer{Key: str(it, "pk") + "|" + str(it, "sk"), Outgoing: o})
+	}
+	return out, nil
+}
+
+// DeleteTimer removes a timer once its step is on a queue.
+func (st *Store) DeleteTimer(ctx context.Context, t engine.Timer) error {
+	pk, sk, _ := strings.Cut(t.Key, "|")
+	_, err := st.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(st.table), Key: key(pk, sk)})
+	return err
+}
+
+// SchedulerCursor is the first minute bucket not yet fully moved.
+func (st *Store) SchedulerCursor(ctx context.Context) (time.Time, bool, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(st.table), Key: key("SCHEDULER", "CURSOR"), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil || len(out.Item) == 0 {
+		return time.Time{}, false, err
+	}
+	return parseTS(str(out.Item, "bucket")), true, nil
+}
+
+// SetSchedulerCursor moves the cursor forward (never back).
+func (st *Store) SetSchedulerCursor(ctx context.Context, bucket time.Time) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: key("SCHEDULER", "CURSOR"),
+		UpdateExpression:          aws.String("SET bucket = :b"),
+		ConditionExpression:       aws.String("attribute_not_exists(bucket) OR bucket < :b"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":b": s(ts(bucket))},
+	})
+	if isConditionFailed(err) {
+		return nil
+	}
+	return err
+}
+
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

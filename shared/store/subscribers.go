@@ -1,0 +1,374 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/tunnels/tunnels/shared/engine"
+)
+
+// Profile is what an inbound event says about a subscriber.
+type Profile struct {
+	FirstName, LastName, Email, Phone string
+}
+
+// NewID makes a random, time-ordered id (26 chars of Crockford base32).
+func NewID(now time.Time) string {
+	const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:])
+	var out [26]byte
+	// 128 bits -> 26 base32 digits, most significant first.
+	var hi, lo uint64
+	for i := 0; i < 8; i++ {
+		hi = hi<<8 | uint64(b[i])
+		lo = lo<<8 | uint64(b[i+8])
+	}
+	for i := 25; i >= 0; i-- {
+		out[i] = alphabet[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out[:])
+}
+
+// UpsertSubscriber finds the subscriber of a channel identity, creating it if
+// new, and writes the profile fields the event carries (empty ones are kept).
+func (st *Store) UpsertSubscriber(ctx context.Context, ws string, id engine.Identity, p Profile) (string, error) {
+	now := st.now()
+	candidate := NewID(now)
+	ik := key(identityPK(ws, id.Channel, id.ExternalID), "IDENTITY")
+	item := map[string]types.AttributeValue{"sub": s(candidate), "created_at": s(ts(now))}
+	for k, v := range ik {
+		item[k] = v
+	}
+	subID := candidate
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(st.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	if isConditionFailed(err) {
+		out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(st.table), Key: ik, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return "", err
+		}
+		subID = str(out.Item, "sub")
+	} else if err != nil {
+		return "", err
+	}
+	ch := id.Channel + ":" + id.ExternalID
+	sets := []string{"id = :id", "created_at = if_not_exists(created_at, :now)", "updated_at = :now", "primary_channel = if_not_exists(primary_channel, :ch)"}
+	vals := map[string]types.AttributeValue{
+		":id": s(subID), ":now": s(ts(now)), ":ch": s(ch), ":chs": &types.AttributeValueMemberSS{Value: []string{ch}},
+	}
+	for name, v := range map[string]string{"first_name": p.FirstName, "last_name": p.LastName, "email": p.Email, "phone": p.Phone} {
+		if v != "" {
+			sets = append(sets, name+" = :"+name)
+			vals[":"+name] = s(v)
+		}
+	}
+	sort.Strings(sets)
+	_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: key(subPK(ws, subID), profileSK),
+		UpdateExpression:          aws.String("SET " + strings.Join(sets, ", ") + " ADD channels :chs"),
+		ExpressionAttributeValues: vals,
+	})
+	if err != nil {
+		return "", err
+	}
+	return subID, nil
+}
+
+// EventRecord remembers an inbound event: its answer and its first steps, so
+// a retried event answers the same and finishes a half-done enqueue.
+type EventRecord struct {
+	Answer   json.RawMessage
+	Steps    []engine.Outgoing
+	Enqueued bool
+}
+
+func eventKey(ws, id string) map[string]types.AttributeValue {
+	return key("WS#"+ws+"#EVENT#"+id, "EVENT")
+}
+
+// GetEvent reads an event record, or ErrNotFound.
+func (st *Store) GetEvent(ctx context.Context, ws, id string) (EventRecord, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(st.table), Key: eventKey(ws, id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return EventRecord{}, err
+	}
+	if len(out.Item) == 0 {
+		return EventRecord{}, engine.ErrNotFound
+	}
+	r := EventRecord{Answer: json.RawMessage(str(out.Item, "answer")), Enqueued: boolAttr(out.Item, "enqueued")}
+	if err := json.Unmarshal([]byte(str(out.Item, "steps")), &r.Steps); err != nil {
+		return EventRecord{}, fmt.Errorf("event %s steps: %w", id, err)
+	}
+	return r, nil
+}
+
+// PutEvent stores an event's answer and first steps once; a second writer
+// gets the first record back.
+func (st *Store) PutEvent(ctx context.Context, ws, id string, r EventRecord) (EventRecord, error) {
+	steps, err := json.Marshal(r.Steps)
+	if err != nil {
+		return EventRecord{}, err
+	}
+	item := map[string]types.AttributeValue{
+		"answer": s(string(r.Answer)), "steps": s(string(steps)), "enqueued": boolean(false),
+		"expires_at": st.ttl(st.now()),
+	}
+	for k, v := range eventKey(ws, id) {
+		item[k] = v
+	}
+	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(st.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	if isConditionFailed(err) {
+		return st.GetEvent(ctx, ws, id)
+	}
+	if err != nil {
+		return EventRecord{}, err
+	}
+	return r, nil
+}
+
+// MarkEventEnqueued notes that an event's first steps reached their queues.
+func (st *Store) MarkEventEnqueued(ctx context.Context, ws, id string) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: eventKey(ws, id),
+		UpdateExpression:          aws.String("SET enqueued = :t"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": boolean(true)},
+	})
+	return err
+}
+
+// AddTags adds tags to a subscriber's set (atomic; adding a present tag is a no-op).
+func (st *Store) AddTags(ctx context.Context, ws, sub string, tags []string) error {
+	return st.changeTags(ctx, ws, sub, "ADD", tags)
+}
+
+// RemoveTags removes tags from a subscriber's set (atomic; absent tags are ignored).
+func (st *Store) RemoveTags(ctx context.Context, ws, sub string, tags []string) error {
+	return st.changeTags(ctx, ws, sub, "DELETE", tags)
+}
+
+func (st *Store) changeTags(ctx context.Context, ws, sub, op string, tags []string) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
+		UpdateExpression:    aws.String(op + " tags :t SET updated_at = :now"),
+		ConditionExpression: aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":t": &types.AttributeValueMemberSS{Value: dedupe(tags)}, ":now": s(ts(st.now())),
+		},
+	})
+	if isConditionFailed(err) {
+		return engine.ErrNotFound
+	}
+	return err
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	out := make([]string, 0, len(in))
+	for _, v := range in {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// RecordInbound stores a message the subscriber sent and moves the chat to
+// the unread tab, as an inbox does. Idempotent on the message id.
+func (st *Store) RecordInbound(ctx context.Context, ws, sub string, m engine.ChatMessage) error {
+	if err := st.SaveChatMessage(ctx, ws, sub, m); err != nil {
+		return err
+	}
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
+		UpdateExpression: aws.String("SET unread = :t, ipk = :ipk, isk = :isk, last_inbound = :id, updated_at = :now ADD inbound :one"),
+		// The message id guards the count: a repeat of the same message adds nothing.
+		ConditionExpression: aws.String("attribute_exists(pk) AND (attribute_not_exists(last_inbound) OR last_inbound <> :id)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":t": boolean(true), ":ipk": s(unreadPK(ws)), ":isk": s(ts(m.CreatedAt) + "#" + sub),
+			":id": s(m.ID), ":now": s(ts(st.now())), ":one": n(1),
+		},
+	})
+	if isConditionFailed(err) {
+		return nil
+	}
+	return err
+}
+
+func unreadPK(ws string) string { return "WS#" + ws + "#UNREAD" }
+
+// MarkRead takes the chat off the unread tab.
+func (st *Store) MarkRead(ctx context.Context, ws, sub string) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
+		UpdateExpression:          aws.String("SET unread = :f REMOVE ipk, isk"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":f": boolean(false)},
+	})
+	if isConditionFailed(err) {
+		return engine.ErrNotFound
+	}
+	return err
+}
+
+// Card is the client card's stored part.
+type Card struct {
+	Subscriber *engine.Subscriber
+	Unread     bool
+	Extra      map[string]types.AttributeValue
+}
+
+// GetCard reads the client card.
+func (st *Store) GetCard(ctx context.Context, ws, id string) (Card, error) {
+	item, err := st.profile(ctx, ws, id)
+	if err != nil {
+		return Card{}, err
+	}
+	sub, err := decodeSubscriber(ws, item)
+	if err != nil {
+		return Card{}, err
+	}
+	return Card{Subscriber: sub, Unread: boolAttr(item, "unread"), Extra: item}, nil
+}
+
+// JourneyEntry is one finished step as the journey shows it.
+type JourneyEntry struct {
+	Record engine.StepRecord
+}
+
+// Journey pages through a subscriber's finished steps, oldest first.
+func (st *Store) Journey(ctx context.Context, ws, sub string, p Page) ([]engine.StepRecord, *string, error) {
+	items, next, err := st.query(ctx, &dynamodb.QueryInput{
+		IndexName:                 aws.String("Journey"),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(subPK(ws, sub))},
+	}, p, "pk", "sk", "jsk")
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]engine.StepRecord, 0, len(items))
+	for _, it := range items {
+		rec, err := decodeStepRecord(it)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, *rec)
+	}
+	return out, next, nil
+}
+
+// Chat pages through a subscriber's chat, oldest first.
+func (st *Store) Chat(ctx context.Context, ws, sub string, p Page) ([]engine.ChatMessage, *string, error) {
+	items, next, err := st.query(ctx, &dynamodb.QueryInput{
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :p)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": s(subPK(ws, sub)), ":p": s("CHAT#"),
+		},
+		ConsistentRead: aws.Bool(true),
+	}, p, "pk", "sk")
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]engine.ChatMessage, 0, len(items))
+	for _, it := range items {
+		out = append(out, decodeChat(it))
+	}
+	return out, next, nil
+}
+
+func decodeChat(it map[string]types.AttributeValue) engine.ChatMessage {
+	return engine.ChatMessage{
+		ID: str(it, "id"), Direction: str(it, "direction"), Text: str(it, "text"),
+		Tunnel: str(it, "tunnel"), Block: str(it, "block"), StepID: str(it, "step_id"),
+		Operator: str(it, "operator"), Delivery: str(it, "delivery"), CreatedAt: parseTS(str(it, "created_at")),
+	}
+}
+
+// UnreadChats pages through the unread tab, most recent first.
+func (st *Store) UnreadChats(ctx context.Context, ws string, p Page) ([]*engine.Subscriber, *string, error) {
+	items, next, err := st.query(ctx, &dynamodb.QueryInput{
+		IndexName:                 aws.String("Inbox"),
+		KeyConditionExpression:    aws.String("ipk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(unreadPK(ws))},
+		ScanIndexForward:          aws.Bool(false),
+	}, p, "pk", "sk", "ipk", "isk")
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]*engine.Subscriber, 0, len(items))
+	for _, it := range items {
+		sub, err := decodeSubscriber(ws, it)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, sub)
+	}
+	return out, next, nil
+}
+
+// LastChatMessage answers the newest message of a chat, if any.
+func (st *Store) LastChatMessage(ctx context.Context, ws, sub string) (*engine.ChatMessage, error) {
+	out, err := st.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:              aws.String(st.table),
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :p)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": s(subPK(ws, sub)), ":p": s("CHAT#"),
+		},
+		ScanIndexForward: aws.Bool(false), Limit: aws.Int32(1),
+	})
+	if err != nil || len(out.Items) == 0 {
+		return nil, err
+	}
+	m := decodeChat(out.Items[0])
+	return &m, nil
+}
+
+// Mention is an operator's mention in a chat.
+type Mention struct {
+	Message      engine.ChatMessage
+	SubscriberID string
+}
+
+func mentionPK(ws, op string) string { return "WS#" + ws + "#OP#" + op + "#MENTIONS" }
+
+// Mentions pages through an operator's mentions, newest first.
+func (st *Store) Mentions(ctx context.Context, ws, op string, p Page) ([]Mention, *string, error) {
+	items, next, err := st.query(ctx, &dynamodb.QueryInput{
+		IndexName:                 aws.String("Inbox"),
+		KeyConditionExpression:    aws.String("ipk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(mentionPK(ws, op))},
+		ScanIndexForward:          aws.Bool(false),
+	}, p, "pk", "sk", "ipk", "isk")
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]Mention, 0, len(items))
+	for _, it := range items {
+		sub := strings.TrimPrefix(str(it, "pk"), "WS#"+ws+"#SUB#")
+		out = append(out, Mention{Message: decodeChat(it), SubscriberID: sub})
+	}
+	return out, next, nil
+}
