@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/tunnels/tunnels/shared/actions"
+	"github.com/tunnels/tunnels/shared/api"
 	"github.com/tunnels/tunnels/shared/config"
 	"github.com/tunnels/tunnels/shared/connector"
 	"github.com/tunnels/tunnels/shared/egress"
@@ -132,4 +134,12 @@ func (m *Messenger) Deliver(ctx context.Context, ws string, d engine.ChatDeliver
 	default:
 		return detail, err
 	}
+}
+
+// API builds the HTTP API handler.
+func API(d Deps) http.Handler {
+	return (&api.Server{
+		Store: d.Store(), Queue: d.Queues(), AdminToken: d.Config.AdminToken,
+		Egress: egress.Policy{Allow: d.Config.EgressAllow}, Log: d.Log,
+	}).Handler()
 }

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +67,8 @@ type Template struct {
 
 	resources map[string]rawResource
 	globalFn  map[string]any // Globals.Function
+	functions []Function
+	queues    []Queue
 }
 
 type rawResource struct {
@@ -181,10 +184,10 @@ func Parse(data []byte) (*Template, error) {
 	}
 	t := &Template{CFN: cfn, Doc: doc, resources: raw.Resources, globalFn: raw.Globals["Function"]}
 	// Fail at open, not at first use, on a function or queue this package cannot read.
-	if _, err := t.functions(); err != nil {
+	if t.functions, err = t.readFunctions(); err != nil {
 		return nil, err
 	}
-	if _, err := t.queues(); err != nil {
+	if t.queues, err = t.readQueues(); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -196,14 +199,14 @@ func (t *Template) ResourceType(id string) string {
 }
 
 // Functions returns every AWS::Serverless::Function, sorted by logical id.
+// Raw values (Env, Policies) are shared with the Template: read them only.
 func (t *Template) Functions() []Function {
-	fns, _ := t.functions() // checked by Parse
-	return fns
+	return slices.Clone(t.functions)
 }
 
 // Function returns the function with the logical id.
 func (t *Template) Function(id string) (Function, bool) {
-	for _, f := range t.Functions() {
+	for _, f := range t.functions {
 		if f.LogicalID == id {
 			return f, true
 		}
@@ -213,13 +216,12 @@ func (t *Template) Function(id string) (Function, bool) {
 
 // Queues returns every AWS::SQS::Queue, sorted by logical id.
 func (t *Template) Queues() []Queue {
-	qs, _ := t.queues() // checked by Parse
-	return qs
+	return slices.Clone(t.queues)
 }
 
 // Queue returns the queue with the logical id.
 func (t *Template) Queue(id string) (Queue, bool) {
-	for _, q := range t.Queues() {
+	for _, q := range t.queues {
 		if q.LogicalID == id {
 			return q, true
 		}
@@ -233,7 +235,7 @@ func (t *Template) Table(id string) (*dynamodb.Table, error) {
 	return t.CFN.GetDynamoDBTableWithName(id)
 }
 
-func (t *Template) functions() ([]Function, error) {
+func (t *Template) readFunctions() ([]Function, error) {
 	var fns []Function
 	for _, id := range t.sortedIDs(TypeFunction) {
 		f, err := t.function(id)
@@ -376,7 +378,7 @@ func (f *Function) addEvent(name, typ string, p map[string]any) error {
 	return nil
 }
 
-func (t *Template) queues() ([]Queue, error) {
+func (t *Template) readQueues() ([]Queue, error) {
 	var qs []Queue
 	for _, id := range t.sortedIDs(TypeQueue) {
 		p := t.resources[id].Properties
