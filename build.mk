@@ -14,6 +14,10 @@ BUILD_MK := $(lastword $(MAKEFILE_LIST))
 FUNCTIONS := api flow tags email crm webhook scheduler
 FUNCTION_IDS := ApiFunction FlowFunction TagsFunction EmailFunction CrmFunction WebhookFunction SchedulerFunction
 
+# Lambda runs arm64 (Graviton). The local runtime interface emulator runs the
+# binary natively, so `make invoke` overrides this with the host's GOARCH.
+GOARCH ?= arm64
+
 # Where `make build` puts the binaries: the layout `sam build` produces.
 SAM_BUILD_DIR ?= .aws-sam/build
 
@@ -25,25 +29,25 @@ build-artifacts-dir:
 	@mkdir -p "$(ARTIFACTS_DIR)"
 
 build-ApiFunction: build-artifacts-dir
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/api
+	GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/api
 
 build-FlowFunction: build-artifacts-dir
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/flow
+	GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/flow
 
 build-TagsFunction: build-artifacts-dir
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/tags
+	GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/tags
 
 build-EmailFunction: build-artifacts-dir
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/email
+	GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/email
 
 build-CrmFunction: build-artifacts-dir
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/crm
+	GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/crm
 
 build-WebhookFunction: build-artifacts-dir
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/webhook
+	GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/webhook
 
 build-SchedulerFunction: build-artifacts-dir
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/scheduler
+	GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/scheduler
 
 # Cross-compile every function into $(SAM_BUILD_DIR)/<LogicalId>/bootstrap, each
 # through its own target (same flags as `sam build`); `make -j build` runs them side by side.

@@ -289,6 +289,12 @@ func TestEnvironment(t *testing.T) {
 		"TUNNELS_TABLE":        ref("Table"),
 		"TUNNELS_EGRESS_ALLOW": ref("EgressAllow"),
 		"TUNNELS_SES_IDENTITY": ref("SesIdentity"),
+		"TUNNELS_MAX_RECEIVES": "5",
+	}
+	for _, k := range stepKinds {
+		if q, _ := tpl.Queue(k.queue); q.MaxReceiveCount != 5 {
+			t.Errorf("%s maxReceiveCount = %d; TUNNELS_MAX_RECEIVES says 5", k.queue, q.MaxReceiveCount)
+		}
 	}
 	for _, k := range stepKinds {
 		base["TUNNELS_QUEUE_"+k.env] = ref(k.queue)

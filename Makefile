@@ -1,0 +1,42 @@
+# Tunnels — the two commands a newcomer needs:
+#   make dev    runs the whole system locally (emulators + API + step functions)
+#   make test   runs every test (unit, integration against the emulators, end to end)
+# Both install what they need (Go modules, the npm emulators) on first use.
+
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+
+include build.mk
+
+.PHONY: dev test unit lint invoke deploy bench clean tidy
+
+dev:
+	$(GO) run ./infra/runner
+
+test: lint
+	$(GO) test -count=1 -p 2 -timeout 45m ./...
+
+unit:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	@command -v cfn-lint >/dev/null || { echo "cfn-lint is required (pip install cfn-lint; it is preinstalled on the project machines)"; exit 1; }
+	cfn-lint template.yaml
+
+# make invoke FN=ApiFunction EVENT=events/api-health.json  (FN may also be the short name: api)
+invoke:
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json"; exit 2; }
+	$(GO) run ./infra/invoke -fn $(FN) -event $(EVENT)
+
+deploy:
+	sam build
+	sam deploy --guided
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./shared/...
+
+clean:
+	rm -rf .aws-sam .tunnels
