@@ -93,6 +93,15 @@ func childStep(parent Step, id, block string, at time.Time, due *time.Time) Step
 // Stopped tells whether a STOP marker drops step s of tunnel t.
 func Stopped(t *tunnel.Tunnel, s Step, markers []StopMarker) (StopMarker, bool) {
 	for _, m := range markers {
+		if m.StepID != "" && m.StepID == s.ID {
+			continue // the stop step itself, retried after writing its marker
+		}
+		if gen, ok := m.Gens[s.Channel]; ok && s.Gen > gen {
+			continue // a sending begun after the STOP proceeds, whatever the clocks say
+		}
+		if m.Gens != nil && !hasGen(m, s.Channel) && s.Gen >= 1 {
+			continue // the run did not exist when the STOP ran: it is a new sending
+		}
 		if s.At.After(m.At) {
 			continue // came into being after the STOP: a new sending proceeds
 		}
@@ -108,4 +117,9 @@ func Stopped(t *tunnel.Tunnel, s Step, markers []StopMarker) (StopMarker, bool) 
 		}
 	}
 	return StopMarker{}, false
+}
+
+func hasGen(m StopMarker, channel string) bool {
+	_, ok := m.Gens[channel]
+	return ok
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -36,7 +37,7 @@ func (c *CachedTunnels) Tunnel(ctx context.Context, ws, id string) (*tunnel.Tunn
 		return e.t, e.err
 	}
 	t, err := c.Source.Tunnel(ctx, ws, id)
-	if err != nil && err != ErrNotFound {
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	ttl := c.TTL

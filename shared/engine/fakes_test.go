@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -28,16 +27,6 @@ const (
 	testWS  = "ws1"
 	testSub = "sub1"
 )
-
-// knownBug skips a test that shows an engine bug not yet fixed, so the
-// package stays green for the people working beside it. Run the bug tests
-// with TUNNELS_ENGINE_BUGS=1 to see them fail; delete the call once fixed.
-func knownBug(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("TUNNELS_ENGINE_BUGS") == "" {
-		t.Skip("BUG: " + why)
-	}
-}
 
 // fakeClock is a clock the test moves by hand.
 type fakeClock struct {
@@ -100,9 +89,9 @@ type fakeStore struct {
 	tokens  int
 
 	// Fault injection and observation.
-	failComplete  int          // CompleteStep calls that fail with a transient error
-	loseComplete  bool         // CompleteStep reports another owner
-	beforePut     func()       // runs before PutTimer stores its timer
+	failComplete  int    // CompleteStep calls that fail with a transient error
+	loseComplete  bool   // CompleteStep reports another owner
+	beforePut     func() // runs before PutTimer stores its timer
 	pendingTrace  map[string][]int
 	claimCalls    int
 	releaseCalls  int
@@ -536,12 +525,12 @@ type harness struct {
 	msgr    *fakeMessenger
 	procs   map[Kind]*Processor
 
-	mu        sync.Mutex
-	tagCalls  []string // step ids add_tags ran for (every call, failed ones too)
-	failTags  int      // add_tags calls that fail transiently
-	tagAttemp []int    // ActionContext.Attempt of each add_tags call
-	final     []bool   // ActionContext.FinalAttempt of each add_tags call
-	emails    []string // step ids EmailMessage ran for
+	mu          sync.Mutex
+	tagCalls    []string // step ids add_tags ran for (every call, failed ones too)
+	failTags    int      // add_tags calls that fail transiently
+	tagAttempts []int    // ActionContext.Attempt of each add_tags call
+	final       []bool   // ActionContext.FinalAttempt of each add_tags call
+	emails      []string // step ids EmailMessage ran for
 }
 
 func newHarness(t *testing.T, defs map[string]*tunnel.Tunnel) *harness {
@@ -559,7 +548,7 @@ func newHarness(t *testing.T, defs map[string]*tunnel.Tunnel) *harness {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.tagCalls = append(h.tagCalls, ac.Step.ID)
-		h.tagAttemp = append(h.tagAttemp, ac.Attempt)
+		h.tagAttempts = append(h.tagAttempts, ac.Attempt)
 		h.final = append(h.final, ac.FinalAttempt)
 		if h.failTags > 0 {
 			h.failTags--

@@ -87,6 +87,9 @@ type StopMarker struct {
 	ByBlock  string    `dynamodbav:"by_block,omitempty"`
 	ByGen    int       `dynamodbav:"by_gen,omitempty"`
 	ByChan   string    `dynamodbav:"by_channel,omitempty"`
+	// Gens are the generations of the tunnel's runs, by channel, when the STOP
+	// ran: steps of a later generation are a new sending and proceed.
+	Gens map[string]int `dynamodbav:"gens,omitempty"`
 	// StepID is the stop step that wrote the marker: a retry adds no second one.
 	StepID   string `dynamodbav:"step_id,omitempty"`
 	ByAction int    `dynamodbav:"by_action,omitempty"`

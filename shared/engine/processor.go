@@ -190,6 +190,14 @@ func (p *Processor) tunnel(ctx context.Context, s Step) (*tunnel.Tunnel, error) 
 	return t, err
 }
 
+func hasBlock(t *tunnel.Tunnel, id string) bool {
+	if id == "" {
+		return true
+	}
+	_, ok := t.Block(id)
+	return ok
+}
+
 func hasStep(t *tunnel.Tunnel, s Step) bool {
 	b, ok := t.Block(s.Block)
 	return ok && (b.Type != "action" || s.Action < len(b.Actions))
@@ -209,13 +217,13 @@ func (p *Processor) run(ctx context.Context, s Step, t *tunnel.Tunnel, sub *Subs
 	}
 	b, ok := t.Block(s.Block)
 	if !ok || (b.Type == "action" && s.Action >= len(b.Actions)) {
-		return Skipped("block removed"), nil, nil
+		return p.endBranch(ctx, t, s, Skipped("block removed"))
 	}
 	if r, ok := sub.Runs[RunKey(s.Tunnel, s.Channel)]; ok && r.Gen > s.Gen {
 		return Skipped(fmt.Sprintf("superseded by generation %d of this tunnel", r.Gen)), nil, nil
 	}
 	if _, stopped := Stopped(t, s, sub.Stops[s.Tunnel]); stopped {
-		return Skipped("stopped"), nil, nil
+		return p.endBranch(ctx, t, s, Skipped("stopped"))
 	}
 
 	ac := &ActionContext{
@@ -250,6 +258,35 @@ func (p *Processor) run(ctx context.Context, s Step, t *tunnel.Tunnel, sub *Subs
 	return out, append(children, out.Spawn...), nil
 }
 
+// endBranch ends a branch early. An action block that was holding siblings
+// back still counts as finished at their join, so blocks the STOP (or the
+// edit) did not cover are not stranded; if the STOP covers them too, they are
+// dropped when they arrive.
+func (p *Processor) endBranch(ctx context.Context, t *tunnel.Tunnel, s Step, out Outcome) (Outcome, []Outgoing, error) {
+	children, err := p.release(ctx, t, s)
+	return out, children, err
+}
+
+// release starts the held blocks if s completes its priority join.
+func (p *Processor) release(ctx context.Context, t *tunnel.Tunnel, s Step) ([]Outgoing, error) {
+	h := s.Hold
+	if h == nil {
+		return nil, nil
+	}
+	done := len(h.Actions) == 1
+	if !done {
+		var err error
+		done, err = p.Store.JoinBlock(ctx, s.WS, s.Sub, h.Join, s.Block, len(h.Actions), s.ID)
+		if err != nil {
+			return nil, fmt.Errorf("priority join: %w", err)
+		}
+	}
+	if !done {
+		return nil, nil
+	}
+	return Release(t, s, h, s.At), nil
+}
+
 // follow makes the steps after a message or action step.
 func (p *Processor) follow(ctx context.Context, t *tunnel.Tunnel, s Step, b *tunnel.Block, out Outcome, now time.Time) ([]Outgoing, error) {
 	next := b.Next
@@ -264,21 +301,11 @@ func (p *Processor) follow(ctx context.Context, t *tunnel.Tunnel, s Step, b *tun
 	}
 	// The action block is complete. Its continuation keeps the block's origin
 	// time, so a STOP issued while the block ran also covers what follows it.
-	children := Advance(t, s, next, s.At, nil)
-	if h := s.Hold; h != nil {
-		release := len(h.Actions) == 1
-		if !release {
-			var err error
-			release, err = p.Store.JoinBlock(ctx, s.WS, s.Sub, h.Join, s.Block, len(h.Actions), s.ID)
-			if err != nil {
-				return nil, fmt.Errorf("priority join: %w", err)
-			}
-		}
-		if release {
-			children = append(children, Release(t, s, h, s.At)...)
-		}
+	held, err := p.release(ctx, t, s)
+	if err != nil {
+		return nil, err
 	}
-	return children, nil
+	return append(Advance(t, s, next, s.At, nil), held...), nil
 }
 
 func (p *Processor) action(ctx context.Context, ac *ActionContext) (Outcome, error) {
@@ -300,6 +327,11 @@ func (p *Processor) action(ctx context.Context, ac *ActionContext) (Outcome, err
 func (p *Processor) start(ctx context.Context, ac *ActionContext) (Outcome, error) {
 	a, s := ac.Action, ac.Step
 	target, err := p.Tunnels.Tunnel(ctx, s.WS, a.Tunnel)
+	if fr, ok := p.Tunnels.(interface {
+		Fresh(ctx context.Context, ws, id string) (*tunnel.Tunnel, error)
+	}); ok && (errors.Is(err, ErrNotFound) || (err == nil && !hasBlock(target, a.Block))) {
+		target, err = fr.Fresh(ctx, s.WS, a.Tunnel) // a cached copy may predate the block
+	}
 	if errors.Is(err, ErrNotFound) {
 		return Skipped(fmt.Sprintf("tunnel %q no longer exists", a.Tunnel)), nil
 	}
@@ -312,6 +344,17 @@ func (p *Processor) start(ctx context.Context, ac *ActionContext) (Outcome, erro
 	}
 	if _, ok := target.Block(block); !ok {
 		return Skipped(fmt.Sprintf("block %q no longer exists in tunnel %q", block, a.Tunnel)), nil
+	}
+	if a.Tunnel == s.Tunnel && s.Channel == ChannelChat {
+		// A START into the tunnel being run is a jump: "the current run goes
+		// on", so the started branch joins this run instead of superseding it.
+		first := Step{
+			V: MessageVersion, ID: DeriveID(s.ID, "start", a.Tunnel, block), WS: s.WS, Sub: s.Sub,
+			Tunnel: s.Tunnel, Channel: s.Channel, Gen: s.Gen, Block: block, At: ac.Now,
+		}
+		out := Done(map[string]any{"tunnel": a.Tunnel, "block": block, "channel": ChannelChat, "generation": s.Gen})
+		out.Spawn = []Outgoing{{Kind: StepKind(target, first), Step: first}}
+		return out, nil
 	}
 	gen, err := p.Store.StartRun(ctx, s.WS, s.Sub, RunStart{
 		Tunnel: a.Tunnel, Channel: ChannelChat, Recorded: false, By: s.ID, At: ac.Now, Pending: 1,
@@ -338,6 +381,12 @@ func (p *Processor) stop(ctx context.Context, ac *ActionContext) (Outcome, error
 	m := StopMarker{
 		At: ac.Now, Block: a.Block, StepID: s.ID,
 		ByTunnel: s.Tunnel, ByBlock: s.Block, ByGen: s.Gen, ByAction: s.Action, ByChan: s.Channel,
+		Gens: map[string]int{},
+	}
+	for _, ch := range []string{ChannelChat, ChannelEmail} {
+		if r, ok := ac.Subscriber.Runs[RunKey(target, ch)]; ok {
+			m.Gens[ch] = r.Gen
+		}
 	}
 	if err := p.Store.AddStop(ctx, s.WS, s.Sub, target, m); err != nil {
 		return Outcome{}, fmt.Errorf("record stop: %w", err)

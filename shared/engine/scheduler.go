@@ -20,6 +20,9 @@ type TimerStore interface {
 	SetSchedulerCursor(ctx context.Context, bucket time.Time) error
 }
 
+// timerMargin keeps the scheduler behind buckets still being written.
+const timerMargin = 5 * time.Minute
+
 // Scheduler moves timers to their queues once they are within a queue's
 // delay: a timer due in 40 minutes goes to the queue 25 minutes from now with
 // a 15-minute delay, so long delays keep second precision.
@@ -42,8 +45,12 @@ func (sc *Scheduler) Tick(ctx context.Context) (moved int, err error) {
 	if limit <= 0 {
 		limit = 24 * 60
 	}
-	// The last bucket whose every due time is within MaxQueueDelay of now.
-	horizon := now.Add(MaxQueueDelay).Truncate(time.Minute).Add(-time.Minute)
+	// The last bucket whose every due time is within the queue's delay, less
+	// a margin: a step writes its timer only when due more than MaxQueueDelay
+	// after its own clock reading, so buckets that close to now may still be
+	// receiving timers. Moving them 5 minutes later keeps the cursor from
+	// passing a bucket that is still being written.
+	horizon := now.Add(MaxQueueDelay - timerMargin).Truncate(time.Minute).Add(-time.Minute)
 	cursor, ok, err := sc.Timers.SchedulerCursor(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("scheduler cursor: %w", err)
