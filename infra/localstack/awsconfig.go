@@ -107,6 +107,11 @@ func WithSESv2Endpoint(url string) func(*sesv2.Options) {
 	return func(o *sesv2.Options) { o.BaseEndpoint = aws.String(url) }
 }
 
+// WithoutResponseChecksum turns off the DynamoDB client's CRC32 check of
+// responses: DynamoDB Local's error answers carry a checksum the SDK cannot
+// match, and it logs a warning on every one (each failed condition check).
+func WithoutResponseChecksum(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }
+
 // Clients are SDK clients bound to one stack's emulators.
 type Clients struct {
 	Config   aws.Config
@@ -126,7 +131,7 @@ func NewClients(ctx context.Context, e Endpoints) (*Clients, error) {
 	}
 	return &Clients{
 		Config:   cfg,
-		DynamoDB: dynamodb.NewFromConfig(cfg, WithDynamoDBEndpoint(e.DynamoDB)),
+		DynamoDB: dynamodb.NewFromConfig(cfg, WithDynamoDBEndpoint(e.DynamoDB), WithoutResponseChecksum),
 		SQS:      sqs.NewFromConfig(cfg, WithSQSEndpoint(e.SQS)),
 		SESv2:    sesv2.NewFromConfig(cfg, WithSESv2Endpoint(e.SESv2)),
 	}, nil

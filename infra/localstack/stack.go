@@ -42,6 +42,9 @@ type Options struct {
 	// JavaOptions go before -jar on DynamoDB Local's command line; nil means
 	// DefaultJavaOptions.
 	JavaOptions []string
+	// VerboseLogs keeps fauxqs's per-request log lines (two per API call:
+	// pollers alone write megabytes an hour). Its errors are logged anyway.
+	VerboseLogs bool
 }
 
 // Logs are the log files of a stack's emulators.
@@ -138,14 +141,17 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 					"-inMemory", "-port", strconv.Itoa(port), "-disableTelemetry")
 				return exec.Command("java", args...)
 			},
-			probe:       probeDynamoDB,
-			bindFailure: []string{"BindException", "Address already in use"},
+			probe: probeDynamoDB,
+			// On a taken port DynamoDB Local's main thread dies with a
+			// BindException but the JVM lives on: the log is the only sign.
+			bindFailure: []string{"BindException", "Failed to bind"},
 		},
 		{
 			name: "sqs", log: s.Logs.SQS,
 			start: func(port int) *exec.Cmd {
 				cmd := exec.Command(filepath.Join(dir, fauxqsBinPath))
-				cmd.Env = append(os.Environ(), "FAUXQS_PORT="+strconv.Itoa(port))
+				cmd.Env = append(os.Environ(), "FAUXQS_PORT="+strconv.Itoa(port),
+					"FAUXQS_LOGGER="+strconv.FormatBool(opts.VerboseLogs))
 				return cmd
 			},
 			probe:       probeSQS,
@@ -156,8 +162,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			start: func(port int) *exec.Cmd {
 				return exec.Command(filepath.Join(dir, sesBinPath), "--host", "127.0.0.1", "--port", strconv.Itoa(port))
 			},
-			probe:       probeSES,
-			bindFailure: []string{"EADDRINUSE"},
+			probe: probeSES,
+			// aws-ses-v2-local reports a taken port only as this.
+			bindFailure: []string{"EADDRINUSE", "Server does not have an address"},
 		},
 	}
 
@@ -217,7 +224,7 @@ func startService(ctx context.Context, svc service, dir string) (*proc, error) {
 	}
 	defer logf.Close() // the child has its own copy of the descriptor
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := pickPort()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", svc.name, err)
 		}
@@ -233,12 +240,13 @@ func startService(ctx context.Context, svc service, dir string) (*proc, error) {
 		p := &proc{name: svc.name, cmd: cmd, port: port, log: svc.log, done: make(chan struct{})}
 		go func() { _ = cmd.Wait(); close(p.done) }()
 
-		err = waitReady(ctx, p, svc.probe)
+		err = waitReady(ctx, p, svc.probe, func() bool { return logMentions(svc.log, svc.bindFailure) })
 		if err == nil {
 			return p, nil
 		}
 		stopProc(p, 2*time.Second)
-		if errors.Is(err, errExited) && attempt < attempts && logMentions(svc.log, svc.bindFailure) {
+		if errors.Is(err, errPortLost) && attempt < attempts {
+			fmt.Fprintf(logf, "--- tunnels: port %d was taken by another process; retrying on another\n", port)
 			continue
 		}
 		return nil, fmt.Errorf("%s (pid %d, port %d): %w; log %s:\n%s",
@@ -246,12 +254,16 @@ func startService(ctx context.Context, svc service, dir string) (*proc, error) {
 	}
 }
 
-var errExited = errors.New("exited before it answered")
+var (
+	errExited   = errors.New("exited before it answered")
+	errPortLost = errors.New("could not bind its port")
+)
 
 // waitReady polls until the probe succeeds against the process's port and
 // that port is really held by the process (so a stranger that took the port
-// is never mistaken for our emulator).
-func waitReady(ctx context.Context, p *proc, probe func(context.Context, string) error) error {
+// is never mistaken for our emulator). bindFailed tells from the log that the
+// process lost its port.
+func waitReady(ctx context.Context, p *proc, probe func(context.Context, string) error, bindFailed func() bool) error {
 	base := "http://127.0.0.1:" + strconv.Itoa(p.port)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -259,6 +271,9 @@ func waitReady(ctx context.Context, p *proc, probe func(context.Context, string)
 	for {
 		select {
 		case <-p.done:
+			if bindFailed() {
+				return errPortLost
+			}
 			return fmt.Errorf("%w (%s)", errExited, p.cmd.ProcessState)
 		case <-ctx.Done():
 			if last != nil {
@@ -266,6 +281,9 @@ func waitReady(ctx context.Context, p *proc, probe func(context.Context, string)
 			}
 			return fmt.Errorf("not ready: %w", ctx.Err())
 		case <-tick.C:
+		}
+		if bindFailed() {
+			return errPortLost
 		}
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		last = probe(pctx, base)
@@ -294,6 +312,9 @@ func logMentions(path string, needles []string) bool {
 	}
 	return false
 }
+
+// pickPort is freePort; tests replace it to hand out a taken port.
+var pickPort = freePort
 
 // freePort asks the kernel for a free loopback port. Another process can take
 // it before the emulator binds; startService retries then.

@@ -49,13 +49,19 @@ func Load(ctx context.Context, getenv func(string) string, log *slog.Logger) (De
 	if err != nil {
 		return Deps{}, fmt.Errorf("aws configuration: %w", err)
 	}
+	return New(cfg, awsCfg, log), nil
+}
+
+// New makes the clients from an AWS configuration (the local runner passes
+// one pointed at the emulators).
+func New(cfg config.Config, awsCfg aws.Config, log *slog.Logger, dynamoOpts ...func(*dynamodb.Options)) Deps {
 	if log == nil {
 		log = slog.Default()
 	}
 	return Deps{
 		Config: cfg, AWS: awsCfg, Log: log,
-		Dynamo: dynamodb.NewFromConfig(awsCfg), SQS: sqs.NewFromConfig(awsCfg),
-	}, nil
+		Dynamo: dynamodb.NewFromConfig(awsCfg, dynamoOpts...), SQS: sqs.NewFromConfig(awsCfg),
+	}
 }
 
 // Store is the DynamoDB store of the deployment's table.

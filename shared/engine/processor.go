@@ -165,6 +165,9 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	}
 	ok, err := p.Store.CompleteStep(ctx, rec, claim.Token, delta)
 	if err != nil {
+		if rerr := p.Store.ReleaseStep(ctx, s, claim.Token); rerr != nil {
+			log.Warn("release step", "error", rerr)
+		}
 		return fmt.Errorf("complete step: %w", err)
 	}
 	if !ok {

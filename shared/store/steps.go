@@ -185,11 +185,17 @@ func (st *Store) CompleteStep(ctx context.Context, rec engine.StepRecord, token 
 	stepUpdate := types.Update{
 		TableName: aws.String(st.table),
 		Key:       key(subPK(step.WS, step.Sub), stepSK(step.ID)),
-		UpdateExpression: aws.String("SET #st = :st, reason = :reason, detail = :detail, children = :children, " +
-			"finished_at = :fin, jsk = :jsk, #ty = :type, tunnel = :tunnel, channel = :channel, gen = :gen, " +
-			"block = :block, #act = :action REMOVE #tok, lease_until"),
-		ConditionExpression:      aws.String("#tok = :tok"),
-		ExpressionAttributeNames: map[string]string{"#st": "status", "#tok": "token", "#ty": "type", "#act": "action"},
+		// Every name is aliased: several (status, type, action, block, ...) are
+		// DynamoDB reserved words.
+		UpdateExpression: aws.String("SET #st = :st, #reason = :reason, #detail = :detail, #children = :children, " +
+			"#fin = :fin, #jsk = :jsk, #ty = :type, #tunnel = :tunnel, #channel = :channel, #gen = :gen, " +
+			"#block = :block, #act = :action REMOVE #tok, #lease"),
+		ConditionExpression: aws.String("#tok = :tok"),
+		ExpressionAttributeNames: map[string]string{
+			"#st": "status", "#tok": "token", "#ty": "type", "#act": "action", "#reason": "reason",
+			"#detail": "detail", "#children": "children", "#fin": "finished_at", "#jsk": "jsk",
+			"#tunnel": "tunnel", "#channel": "channel", "#gen": "gen", "#block": "block", "#lease": "lease_until",
+		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":st": s(rec.Status), ":reason": s(rec.Reason), ":detail": detail, ":children": s(string(children)),
 			":fin": s(ts(rec.FinishedAt)), ":jsk": s(ts(rec.StartedAt) + "#" + step.ID), ":type": s(rec.Type),
@@ -380,7 +386,8 @@ func (st *Store) JoinBlock(ctx context.Context, ws, sub, join, block string, tot
 	k := key(subPK(ws, sub), "JOIN#"+join)
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(st.table), Key: k,
-		UpdateExpression: aws.String("ADD done_blocks :b SET total = :total, expires_at = :exp"),
+		UpdateExpression:         aws.String("ADD done_blocks :b SET #total = :total, expires_at = :exp"),
+		ExpressionAttributeNames: map[string]string{"#total": "total"}, // a reserved word
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":b": &types.AttributeValueMemberSS{Value: []string{block}}, ":total": n(int64(total)),
 			":exp": st.ttl(st.now()),
@@ -494,8 +501,9 @@ func (st *Store) SchedulerCursor(ctx context.Context) (time.Time, bool, error) {
 func (st *Store) SetSchedulerCursor(ctx context.Context, bucket time.Time) error {
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(st.table), Key: key("SCHEDULER", "CURSOR"),
-		UpdateExpression:          aws.String("SET bucket = :b"),
-		ConditionExpression:       aws.String("attribute_not_exists(bucket) OR bucket < :b"),
+		UpdateExpression:          aws.String("SET #b = :b"),
+		ConditionExpression:       aws.String("attribute_not_exists(#b) OR #b < :b"),
+		ExpressionAttributeNames:  map[string]string{"#b": "bucket"}, // a reserved word
 		ExpressionAttributeValues: map[string]types.AttributeValue{":b": s(ts(bucket))},
 	})
 	if isConditionFailed(err) {

@@ -1,0 +1,269 @@
+// Package devstack runs the whole system on one machine: the emulators,
+// the tables and queues template.yaml declares, the HTTP API and every step
+// function fed by its queue the way Lambda's event source mapping feeds it.
+// `make dev` (infra/runner) and the end-to-end tests both start it here.
+package devstack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/tunnels/tunnels/infra/localstack"
+	"github.com/tunnels/tunnels/shared/app"
+	"github.com/tunnels/tunnels/shared/config"
+	"github.com/tunnels/tunnels/shared/engine"
+	"github.com/tunnels/tunnels/shared/store"
+)
+
+// Options configure a local system. Zero values take the SPEC section 7 defaults.
+type Options struct {
+	HTTPAddr    string // TUNNELS_HTTP_ADDR, default 127.0.0.1:3000 ("127.0.0.1:0" picks a port)
+	DevAPIKey   string // TUNNELS_DEV_API_KEY, default dev-key
+	AdminToken  string // TUNNELS_ADMIN_TOKEN, default dev-admin
+	EgressAllow string // TUNNELS_EGRESS_ALLOW, default empty
+	// Template is template.yaml's path (default: the repository's).
+	Template string
+	// SchedulerInterval overrides the scheduler's rate(1 minute) (tests).
+	SchedulerInterval time.Duration
+	// Env overrides function environment variables (after the template's).
+	Env map[string]string
+	Log *slog.Logger
+}
+
+// System is a running local deployment.
+type System struct {
+	APIURL      string
+	APIKey      string
+	WorkspaceID string
+	AdminToken  string
+	Endpoints   localstack.Endpoints
+	Stack       *localstack.Stack
+	Resources   *localstack.Resources
+	Clients     *localstack.Clients
+	Store       *store.Store
+
+	server *http.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+	err    error
+}
+
+// FromEnv reads the Options of SPEC section 7 from the environment.
+func FromEnv() Options {
+	return Options{
+		HTTPAddr:    os.Getenv("TUNNELS_HTTP_ADDR"),
+		DevAPIKey:   os.Getenv("TUNNELS_DEV_API_KEY"),
+		AdminToken:  os.Getenv("TUNNELS_ADMIN_TOKEN"),
+		EgressAllow: os.Getenv("TUNNELS_EGRESS_ALLOW"),
+	}
+}
+
+func (o *Options) defaults() error {
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = "127.0.0.1:3000"
+	}
+	if o.DevAPIKey == "" {
+		o.DevAPIKey = "dev-key"
+	}
+	if o.AdminToken == "" {
+		o.AdminToken = "dev-admin"
+	}
+	if o.Template == "" {
+		root, err := localstack.RepoRoot()
+		if err != nil {
+			return err
+		}
+		o.Template = filepath.Join(root, "template.yaml")
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return nil
+}
+
+// Start brings the whole system up from a clean slate. Close stops all of it.
+func Start(ctx context.Context, opts Options) (_ *System, err error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	log := opts.Log
+	stack, err := localstack.Start(ctx, localstack.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("start emulators: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	sys := &System{Stack: stack, Endpoints: stack.Endpoints, cancel: cancel, APIKey: opts.DevAPIKey, AdminToken: opts.AdminToken}
+	defer func() {
+		if err != nil {
+			_ = sys.Close()
+		}
+	}()
+	if sys.Clients, err = stack.Clients(ctx); err != nil {
+		return nil, err
+	}
+	params := map[string]string{"AdminToken": opts.AdminToken, "EgressAllow": opts.EgressAllow}
+	if sys.Resources, err = localstack.Provision(ctx, opts.Template, sys.Clients, params); err != nil {
+		return nil, fmt.Errorf("provision %s: %w", opts.Template, err)
+	}
+	awsCfg, err := stack.AWSConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	var api http.Handler
+	for _, fn := range sys.Resources.Functions() {
+		env, err := sys.Resources.FunctionEnv(fn.LogicalID)
+		if err != nil {
+			return nil, err
+		}
+		env["TUNNELS_ADMIN_TOKEN"] = opts.AdminToken
+		env["TUNNELS_EGRESS_ALLOW"] = opts.EgressAllow
+		for k, v := range opts.Env {
+			env[k] = v
+		}
+		cfg, err := config.Load(func(k string) string { return env[k] })
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fn.LogicalID, err)
+		}
+		flog := log.With("function", fn.LogicalID)
+		// DynamoDB Local's error answers carry a CRC32 the SDK cannot match
+		// (it warns on every conditional-check failure); AWS's are fine.
+		deps := app.New(cfg, awsCfg, flog, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
+		if sys.Store == nil {
+			sys.Store = deps.Store()
+		}
+		switch {
+		case len(fn.HTTP) > 0:
+			api = app.API(deps)
+		case len(fn.SQS) > 0:
+			h := app.StepHandler(deps, engine.Kind(fn.Name))
+			for _, ev := range fn.SQS {
+				p := localstack.NewPoller(sys.Clients.SQS, fn, ev, h.Handle, flog)
+				sys.goRun(func() error { return p.Run(runCtx) })
+			}
+		case len(fn.Schedules) > 0:
+			handler := app.SchedulerHandler(deps)
+			for _, sc := range fn.Schedules {
+				s := &localstack.Scheduler{Expression: sc.Expression, Interval: opts.SchedulerInterval,
+					Handler: handler, Timeout: fn.Timeout, RuleName: fn.LogicalID, Logger: flog}
+				sys.goRun(func() error { return s.Run(runCtx) })
+			}
+		}
+	}
+	if api == nil {
+		return nil, errors.New("the template declares no HTTP API function")
+	}
+
+	sys.WorkspaceID = store.NewID(time.Now())
+	if err := sys.Store.CreateWorkspace(ctx, sys.WorkspaceID, "Dev workspace", opts.DevAPIKey); err != nil {
+		return nil, fmt.Errorf("create the dev workspace: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", opts.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", opts.HTTPAddr, err)
+	}
+	sys.APIURL = "http://" + ln.Addr().String()
+	sys.server = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	sys.goRun(func() error {
+		if err := sys.server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	if err := waitHealthy(ctx, sys.APIURL); err != nil {
+		return nil, err
+	}
+	return sys, nil
+}
+
+func (s *System) goRun(f func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil {
+			slog.Error("local runner component stopped", "error", err)
+		}
+	}()
+}
+
+func waitHealthy(ctx context.Context, url string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v1/health", nil)
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("the API at %s did not answer /v1/health", url)
+}
+
+// DevFile is .tunnels/dev.json (SPEC section 7).
+type DevFile struct {
+	APIURL      string               `json:"api_url"`
+	APIKey      string               `json:"api_key"`
+	WorkspaceID string               `json:"workspace_id"`
+	Endpoints   localstack.Endpoints `json:"endpoints"`
+}
+
+// WriteDevFile writes .tunnels/dev.json under root, atomically.
+func (s *System) WriteDevFile(root string) (string, error) {
+	dir := filepath.Join(root, ".tunnels")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	b, err := json.MarshalIndent(DevFile{APIURL: s.APIURL, APIKey: s.APIKey, WorkspaceID: s.WorkspaceID, Endpoints: s.Endpoints}, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "dev.json")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return "", err
+	}
+	return path, os.Rename(tmp, path)
+}
+
+// Close stops the API, the pollers and schedulers (finishing batches in
+// flight), then the emulators.
+func (s *System) Close() error {
+	s.once.Do(func() {
+		if s.server != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.server.Shutdown(ctx)
+			cancel()
+		}
+		s.cancel()
+		s.wg.Wait()
+		if s.Stack != nil {
+			s.err = s.Stack.Stop()
+		}
+	})
+	return s.err
+}
+
+// Env is what a separate process needs to reach this system's emulators.
+func (s *System) Env() []string {
+	var out []string
+	for k, v := range s.Endpoints.Env() {
+		out = append(out, k+"="+v)
+	}
+	return out
+}

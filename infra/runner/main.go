@@ -1,0 +1,54 @@
+// Command runner is `make dev`: the whole system on loopback from a clean
+// slate, until Ctrl-C or SIGTERM stops every process it started.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tunnels/tunnels/infra/devstack"
+	"github.com/tunnels/tunnels/infra/localstack"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	slog.SetDefault(log)
+	if err := run(log); err != nil {
+		log.Error("make dev failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := devstack.FromEnv()
+	opts.Log = log
+	log.Info("starting the emulators and the functions (the first run installs the emulators with npm)")
+	sys, err := devstack.Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		log.Info("stopping")
+		if err := sys.Close(); err != nil {
+			log.Error("stop", "error", err)
+		}
+	}()
+	root, err := localstack.RepoRoot()
+	if err != nil {
+		return err
+	}
+	path, err := sys.WriteDevFile(root)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "\nTunnels is running.\n  API:       %s  (Authorization: Bearer %s)\n  workspace: %s\n  DynamoDB:  %s\n  SQS:       %s\n  SES v2:    %s  (GET /store lists sent mail)\n  wrote %s\nCtrl-C stops everything.\n\n",
+		sys.APIURL, sys.APIKey, sys.WorkspaceID, sys.Endpoints.DynamoDB, sys.Endpoints.SQS, sys.Endpoints.SESv2, path)
+	<-ctx.Done()
+	return nil
+}
