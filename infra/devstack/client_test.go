@@ -169,6 +169,9 @@ func (a *api) checkContract(method, path string, reqBody []byte, res *http.Respo
 	contractM.Lock()
 	ok, errs := contract.ValidateHttpResponse(req, copyRes)
 	contractM.Unlock()
+	if !ok && res.StatusCode == http.StatusNotFound && len(errs) == 1 && errs[0].ValidationType == "path" {
+		ok = true // a path the API does not have: its 404 problem is checked by the test
+	}
 	if !ok {
 		var msgs []string
 		for _, e := range errs {
