@@ -16,8 +16,8 @@ func TestContractCheckerRefusesWrongShapes(t *testing.T) {
 		body         string
 	}{
 		{"GET", "/v1/health", 200, `{"status": 5}`},
-		{"GET", "/v1/tags/lead", 200, `{"id": "lead"}`},                                                      // name and times missing
-		{"GET", "/v1/tags", 200, `{"tags": [], "next_cursor": null, "extra": 1}`},                             // unknown member
+		{"GET", "/v1/tags/lead", 200, `{"id": "lead"}`},                                                         // name and times missing
+		{"GET", "/v1/tags", 200, `{"tags": [], "next_cursor": null, "extra": 1}`},                               // unknown member
 		{"GET", "/v1/tags/x", 404, `{"type": "t", "title": "t", "status": 404, "detail": "d", "code": "oops"}`}, // unknown code
 		{"GET", "/v1/subscribers/x/journey", 200, `{"steps": [{"step_id": "s", "status": "maybe"}], "next_cursor": null}`},
 	}

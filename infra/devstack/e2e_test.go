@@ -188,7 +188,9 @@ func TestWalkingSkeleton(t *testing.T) {
 	if bye.StartedAt.Sub(wait.StartedAt) < 2*time.Second {
 		t.Errorf("bye started %s after the delay began; want at least 2s", bye.StartedAt.Sub(wait.StartedAt))
 	}
-	idx := func(s journeyStep) int { return slices.IndexFunc(j, func(x journeyStep) bool { return x.StepID == s.StepID }) }
+	idx := func(s journeyStep) int {
+		return slices.IndexFunc(j, func(x journeyStep) bool { return x.StepID == s.StepID })
+	}
 	if !(idx(hello) < idx(tags) && idx(tags) < idx(start) && idx(start) < idx(stop) && idx(stop) < idx(side) && idx(wait) < idx(bye)) {
 		t.Errorf("journey order wrong:%s", describe(j))
 	}

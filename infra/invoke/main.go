@@ -135,8 +135,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer rie.Stop()
 	resp, rep, err := rie.Invoke(ctx, event)
+	// Stop before writing to stderr ourselves: RIE's output is copied there
+	// from another goroutine until it has stopped.
+	_ = rie.Stop()
 	if len(resp) > 0 {
 		stdout.Write(resp)
 		fmt.Fprintln(stdout)

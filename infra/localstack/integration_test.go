@@ -128,10 +128,12 @@ func TestLocalStack(t *testing.T) {
 	t.Run("sqs delay, long poll, visibility", func(t *testing.T) { checkSQSBasics(t, ctx, c) })
 	t.Run("ses store", func(t *testing.T) { checkSES(t, ctx, c, st.Endpoints.SESv2) })
 
+	stopBegan := time.Now()
 	if err := st.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	stopped = true
+	t.Logf("Stop took %v", time.Since(stopBegan))
 	for _, pid := range pids {
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 			t.Errorf("pid %d still there after Stop (kill 0: %v)", pid, err)

@@ -81,7 +81,8 @@ type RIEOptions struct {
 	// AWS_LAMBDA_FUNCTION_MEMORY_SIZE and AWS_LAMBDA_FUNCTION_NAME are read by
 	// RIE itself.
 	Env map[string]string
-	// Logs receives RIE's and the function's output as it comes.
+	// Logs receives RIE's and the function's output as it comes, written
+	// from another goroutine until Stop returns.
 	Logs io.Writer
 	// StartTimeout bounds the wait for RIE to listen (default 20 s).
 	StartTimeout time.Duration
