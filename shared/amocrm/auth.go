@@ -137,7 +137,10 @@ func (c *Client) refresh(ctx context.Context, seen string) (Tokens, string, erro
 // refreshHolding refreshes while holding the store's lease for version v.
 func (c *Client) refreshHolding(ctx context.Context, v string, old Tokens) (Tokens, string, error) {
 	const op = "POST /oauth2/access_token"
-	rctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	// Detached from the caller: once the request may have reached amoCRM the
+	// old refresh token may be spent, and abandoning the answer would lose the
+	// only valid pair. refreshTimeout (< RefreshLease) still bounds it.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 	nt, err := c.grant(rctx, map[string]string{
 		"client_id":     c.Creds.ClientID,
 		"client_secret": c.Creds.ClientSecret,

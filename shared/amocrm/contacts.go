@@ -196,7 +196,8 @@ func (c *Client) FindContacts(ctx context.Context, query string) ([]Contact, err
 // full-text search also answers contacts that merely contain the text. Of
 // several matches the oldest (lowest id) wins.
 func (c *Client) FindContactByPhoneOrEmail(ctx context.Context, phone, email string) (*Contact, error) {
-	if d := phoneDigits(phone); d != "" {
+	// Fewer than 5 digits identify nobody and would match half the account.
+	if d := phoneDigits(phone); len(d) >= 5 {
 		// The last ten digits find "+7 916…" and "8 916…" alike; the comparison
 		// below decides.
 		q := d

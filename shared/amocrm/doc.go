@@ -24,7 +24,9 @@
 //     ExpiresAt is computed from the answer's expires_in (never a hard-coded
 //     lifetime), and SaveRefreshed runs IMMEDIATELY — before the API call and
 //     even if the caller's context was cancelled meanwhile — because the old
-//     refresh token is already dead.
+//     refresh token is already dead. (The OAuth call itself is detached from
+//     the caller's cancellation too, bounded by a timeout shorter than the
+//     lease, so nobody else can start a refresh while ours is in flight.)
 //  5. If amoCRM refuses the refresh (401 "Token has been revoked", 400
 //     invalid_grant), the store is loaded once more (a reconnect may have
 //     stored new tokens meanwhile); if not, MarkRevoked records it and the

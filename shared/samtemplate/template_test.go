@@ -138,12 +138,17 @@ func TestBuildTargets(t *testing.T) {
 			t.Errorf("build.mk has no target build-%s", f.LogicalID)
 			continue
 		}
-		want := "GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./" + f.Dir
+		// GOARCH defaults to arm64 in build.mk (checked below); `make invoke`
+		// overrides it to run the binary natively under the emulator.
+		want := "GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./" + f.Dir
 		if recipe != want {
 			t.Errorf("build-%s recipe =\n  %s\nwant\n  %s", f.LogicalID, recipe, want)
 		}
 		names = append(names, path.Base(f.Dir))
 		ids = append(ids, f.LogicalID)
+	}
+	if !regexp.MustCompile(`(?m)^GOARCH \?= arm64$`).Match(mk) {
+		t.Error("build.mk must default GOARCH to arm64 (GOARCH ?= arm64)")
 	}
 	// FUNCTIONS and FUNCTION_IDS list the same functions, in the same order.
 	mkNames := makeList(t, mk, "FUNCTIONS")

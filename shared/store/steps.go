@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"sort"
 	"strings"
 	"time"
@@ -272,19 +273,28 @@ func decodeStepRecord(item map[string]types.AttributeValue) (*engine.StepRecord,
 	return rec, nil
 }
 
-// StartRun begins a new generation of a run, once per r.By: a retry of the
-// same start finds the generation it made.
+// StartRun begins a new generation of a run, once per r.By: a starter
+// record keyed by r.By, written in the same transaction as the run, answers a
+// retry with the generation it made, however many generations came since.
+// Recording the subscriber in the tunnel (its count) is part of the same
+// transaction, so a retry never loses nor doubles it.
 func (st *Store) StartRun(ctx context.Context, ws, sub string, r engine.RunStart) (int, error) {
 	attr := runPrefix + engine.RunKey(r.Tunnel, r.Channel)
-	for range 10 {
+	starter := key(subPK(ws, sub), "RUNSTART#"+engine.RunKey(r.Tunnel, r.Channel)+"#"+r.By)
+	count := r.Recorded
+	for attempt := 0; ; attempt++ {
+		got, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(st.table), Key: starter, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return 0, err
+		}
+		if len(got.Item) > 0 {
+			return int(num(got.Item, "gen")), nil
+		}
 		cur, err := st.Subscriber(ctx, ws, sub)
 		if err != nil {
 			return 0, err
 		}
 		old, exists := cur.Runs[engine.RunKey(r.Tunnel, r.Channel)]
-		if exists && old.StartedBy == r.By {
-			return old.Gen, nil
-		}
 		run := engine.Run{
 			Tunnel: r.Tunnel, Channel: r.Channel, Gen: old.Gen + 1, Recorded: old.Recorded || r.Recorded,
 			Pending: r.Pending, StartedAt: r.At, StartedBy: r.By,
@@ -293,58 +303,85 @@ func (st *Store) StartRun(ctx context.Context, ws, sub string, r engine.RunStart
 		if err != nil {
 			return 0, err
 		}
-		cond := "attribute_not_exists(#r)"
+		cond := "attribute_exists(pk) AND attribute_not_exists(#r)"
 		vals := map[string]types.AttributeValue{":run": av, ":now": s(ts(r.At))}
 		if exists {
-			cond = "#r.gen = :old"
+			cond = "attribute_exists(pk) AND #r.gen = :old"
 			vals[":old"] = n(int64(old.Gen))
 		}
-		_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
-			UpdateExpression:          aws.String("SET #r = :run, updated_at = :now"),
-			ConditionExpression:       aws.String("attribute_exists(pk) AND " + cond),
-			ExpressionAttributeNames:  map[string]string{"#r": attr},
-			ExpressionAttributeValues: vals,
-		})
-		if isConditionFailed(err) {
-			continue // someone else started a generation meanwhile: look again
+		starterItem := map[string]types.AttributeValue{"gen": n(int64(run.Gen)), "expires_at": st.ttl(r.At)}
+		for k, v := range starter {
+			starterItem[k] = v
 		}
-		if err != nil {
+		items := []types.TransactWriteItem{
+			{Update: &types.Update{
+				TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
+				UpdateExpression:          aws.String("SET #r = :run, updated_at = :now"),
+				ConditionExpression:       aws.String(cond),
+				ExpressionAttributeNames:  map[string]string{"#r": attr},
+				ExpressionAttributeValues: vals,
+			}},
+			{Put: &types.Put{TableName: aws.String(st.table), Item: starterItem, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		}
+		if count && !old.Recorded {
+			items = append(items, types.TransactWriteItem{Update: &types.Update{
+				TableName: aws.String(st.table), Key: key(wsPK(ws), tunnelSK(r.Tunnel)),
+				UpdateExpression:          aws.String("ADD subscribers :one"),
+				ConditionExpression:       aws.String("attribute_exists(pk)"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1)},
+			}})
+		}
+		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		if err == nil {
+			return run.Gen, nil
+		}
+		var tc *types.TransactionCanceledException
+		if !errors.As(err, &tc) {
 			return 0, err
 		}
-		if r.Recorded && !old.Recorded {
-			if err := st.countSubscriber(ctx, ws, r.Tunnel); err != nil {
-				return 0, err
-			}
+		if len(tc.CancellationReasons) == 3 && aws.ToString(tc.CancellationReasons[2].Code) == "ConditionalCheckFailed" &&
+			aws.ToString(tc.CancellationReasons[0].Code) == "None" {
+			count = false // the tunnel was deleted meanwhile: record the run, count nothing
 		}
-		return run.Gen, nil
+		// Another start got there first: look again after a short random pause.
+		if err := backoff(ctx, attempt); err != nil {
+			return 0, fmt.Errorf("start run %s: %w", attr, ErrConflict)
+		}
 	}
-	return 0, fmt.Errorf("start run %s: %w", attr, ErrConflict)
 }
 
-// countSubscriber adds one to a tunnel's count of recorded subscribers.
-func (st *Store) countSubscriber(ctx context.Context, ws, tunnelID string) error {
-	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(st.table), Key: key(wsPK(ws), tunnelSK(tunnelID)),
-		UpdateExpression:          aws.String("ADD subscribers :one"),
-		ConditionExpression:       aws.String("attribute_exists(pk)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1)},
-	})
-	if isConditionFailed(err) {
-		return nil // the tunnel was deleted meanwhile
+// backoff waits a little longer at each attempt; it gives up when ctx ends
+// or after many tries.
+func backoff(ctx context.Context, attempt int) error {
+	if attempt >= 60 {
+		return ErrConflict
 	}
-	return err
+	d := time.Duration(1+mrand.IntN(5+min(attempt, 20)*5)) * time.Millisecond
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // AddStop appends a STOP marker, once per stop step, keeping the newest ones.
 func (st *Store) AddStop(ctx context.Context, ws, sub, tunnelID string, m engine.StopMarker) error {
 	attr := stopPrefix + tunnelID
-	for range 10 {
-		cur, err := st.Subscriber(ctx, ws, sub)
+	// The list is rewritten whole (to keep it bounded), so a version number
+	// beside it makes concurrent writers take turns instead of overwriting.
+	version := "stopsv#" + tunnelID
+	for attempt := 0; ; attempt++ {
+		item, err := st.profile(ctx, ws, sub)
+		if err != nil {
+			return err
+		}
+		cur, err := decodeSubscriber(ws, item)
 		if err != nil {
 			return err
 		}
 		list := cur.Stops[tunnelID]
+		ver := num(item, version)
 		for _, old := range list {
 			if m.StepID != "" && old.StepID == m.StepID {
 				return nil
@@ -358,25 +395,26 @@ func (st *Store) AddStop(ctx context.Context, ws, sub, tunnelID string, m engine
 		if err != nil {
 			return err
 		}
-		cond := "attribute_not_exists(#s)"
-		vals := map[string]types.AttributeValue{":list": av}
-		if len(list) > 0 {
-			cond = "size(#s) = :len"
-			vals[":len"] = n(int64(len(list)))
+		cond := "attribute_not_exists(#v)"
+		vals := map[string]types.AttributeValue{":list": av, ":next": n(ver + 1)}
+		if ver > 0 {
+			cond = "#v = :ver"
+			vals[":ver"] = n(ver)
 		}
 		_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
-			UpdateExpression:          aws.String("SET #s = :list"),
+			UpdateExpression:          aws.String("SET #s = :list, #v = :next"),
 			ConditionExpression:       aws.String(cond),
-			ExpressionAttributeNames:  map[string]string{"#s": attr},
+			ExpressionAttributeNames:  map[string]string{"#s": attr, "#v": version},
 			ExpressionAttributeValues: vals,
 		})
-		if isConditionFailed(err) {
-			continue
+		if !isConditionFailed(err) {
+			return err
 		}
-		return err
+		if err := backoff(ctx, attempt); err != nil {
+			return fmt.Errorf("record stop: %w", ErrConflict)
+		}
 	}
-	return fmt.Errorf("record stop: %w", ErrConflict)
 }
 
 // JoinBlock counts a finished action block at a priority join. The set of
@@ -415,8 +453,8 @@ func (st *Store) JoinBlock(ctx context.Context, ws, sub, join, block string, tot
 
 func chatSK(at time.Time, id string) string { return "CHAT#" + ts(at) + "#" + id }
 
-// SaveChatMessage stores a chat message once; a repeat changes nothing.
-func (st *Store) SaveChatMessage(ctx context.Context, ws, sub string, m engine.ChatMessage) error {
+// chatItem is a chat message as stored.
+func chatItem(ws, sub string, m engine.ChatMessage) map[string]types.AttributeValue {
 	item := map[string]types.AttributeValue{
 		"pk": s(subPK(ws, sub)), "sk": s(chatSK(m.CreatedAt, m.ID)),
 		"id": s(m.ID), "direction": s(m.Direction), "text": s(m.Text), "created_at": s(ts(m.CreatedAt)),
@@ -426,8 +464,16 @@ func (st *Store) SaveChatMessage(ctx context.Context, ws, sub string, m engine.C
 			item[name] = s(v)
 		}
 	}
+	return item
+}
+
+// SaveChatMessage stores a chat message once per (CreatedAt, ID): the engine
+// passes the step's first claim time, stable across retries, so a repeat
+// changes nothing. (Inbound messages, whose time is not stable, go through
+// RecordInbound, which guards on the id alone.)
+func (st *Store) SaveChatMessage(ctx context.Context, ws, sub string, m engine.ChatMessage) error {
 	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(st.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(sk)"),
+		TableName: aws.String(st.table), Item: chatItem(ws, sub, m), ConditionExpression: aws.String("attribute_not_exists(sk)"),
 	})
 	if isConditionFailed(err) {
 		return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/tunnels/tunnels/shared/engine"
 	"github.com/tunnels/tunnels/shared/tunnel"
@@ -434,20 +435,32 @@ type failTunnelCount struct {
 }
 
 func (f *failTunnelCount) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	f.mu.Lock()
-	fail := !f.failed && str(in.Key, "sk") == tunnelSK("webinar")
-	if fail {
-		f.failed = true
-	}
-	f.mu.Unlock()
-	if fail {
+	if f.fail(in.Key) {
 		return nil, errors.New("injected: ProvisionedThroughputExceededException")
 	}
 	return f.DB.UpdateItem(ctx, in, opts...)
 }
 
-// A subscription whose count failed after its run was written is retried by
-// the caller with the same By: the retry must still count the subscriber.
+// The count may be written inside a transaction with the run: fail that too.
+func (f *failTunnelCount) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	for _, it := range in.TransactItems {
+		if it.Update != nil && f.fail(it.Update.Key) {
+			return nil, errors.New("injected: ProvisionedThroughputExceededException")
+		}
+	}
+	return f.DB.TransactWriteItems(ctx, in, opts...)
+}
+
+func (f *failTunnelCount) fail(k map[string]types.AttributeValue) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fail := !f.failed && str(k, "sk") == tunnelSK("webinar")
+	if fail {
+		f.failed = true
+	}
+	return fail
+}
+
 func TestStartRunRetryAfterCountFailed(t *testing.T) {
 	st, _, ws := newStore(t)
 	ctx := t.Context()

@@ -158,6 +158,9 @@ func (st *Store) query(ctx context.Context, in *dynamodb.QueryInput, p Page, cur
 	if err != nil {
 		return nil, nil, err
 	}
+	if start != nil && !cursorFits(in, start) {
+		return nil, nil, ErrBadCursor // a cursor of another list (or workspace)
+	}
 	in.TableName = aws.String(st.table)
 	in.ExclusiveStartKey = start
 	var items []map[string]types.AttributeValue
@@ -186,6 +189,26 @@ func lastKey(item map[string]types.AttributeValue, names []string) map[string]ty
 		}
 	}
 	return k
+}
+
+// cursorFits tells whether a cursor's key lies in the queried list: its
+// partition (pk, or ipk on the inbox index) is the one asked for and, when the
+// query narrows the sort key by prefix, its sk has that prefix.
+func cursorFits(in *dynamodb.QueryInput, start map[string]types.AttributeValue) bool {
+	partition := "pk"
+	if aws.ToString(in.IndexName) == "Inbox" {
+		partition = "ipk"
+	}
+	want, _ := in.ExpressionAttributeValues[":pk"].(*types.AttributeValueMemberS)
+	got, _ := start[partition].(*types.AttributeValueMemberS)
+	if want == nil || got == nil || want.Value != got.Value {
+		return false
+	}
+	if prefix, ok := in.ExpressionAttributeValues[":p"].(*types.AttributeValueMemberS); ok {
+		sk, _ := start["sk"].(*types.AttributeValueMemberS)
+		return sk != nil && strings.HasPrefix(sk.Value, prefix.Value)
+	}
+	return true
 }
 
 // queryAll reads every item of a query (for small collections).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -151,8 +152,12 @@ func (st *Store) MarkEventEnqueued(ctx context.Context, ws, id string) error {
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(st.table), Key: eventKey(ws, id),
 		UpdateExpression:          aws.String("SET enqueued = :t"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":t": boolean(true)},
 	})
+	if isConditionFailed(err) {
+		return engine.ErrNotFound
+	}
 	return err
 }
 
@@ -197,23 +202,34 @@ func dedupe(in []string) []string {
 }
 
 // RecordInbound stores a message the subscriber sent and moves the chat to
-// the unread tab, as an inbox does. Idempotent on the message id.
+// the unread tab, as an inbox does. It is idempotent on the message id,
+// whatever time a retry carries: a guard item keyed by the id is written in
+// the same transaction as the message and the profile change.
 func (st *Store) RecordInbound(ctx context.Context, ws, sub string, m engine.ChatMessage) error {
-	if err := st.SaveChatMessage(ctx, ws, sub, m); err != nil {
-		return err
-	}
-	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
-		UpdateExpression: aws.String("SET unread = :t, ipk = :ipk, isk = :isk, last_inbound = :id, updated_at = :now ADD inbound :one"),
-		// The message id guards the count: a repeat of the same message adds nothing.
-		ConditionExpression: aws.String("attribute_exists(pk) AND (attribute_not_exists(last_inbound) OR last_inbound <> :id)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":t": boolean(true), ":ipk": s(unreadPK(ws)), ":isk": s(ts(m.CreatedAt) + "#" + sub),
-			":id": s(m.ID), ":now": s(ts(st.now())), ":one": n(1),
-		},
-	})
-	if isConditionFailed(err) {
-		return nil
+	pk := subPK(ws, sub)
+	msg := chatItem(ws, sub, m)
+	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{TableName: aws.String(st.table), ConditionExpression: aws.String("attribute_not_exists(pk)"),
+			Item: map[string]types.AttributeValue{"pk": s(pk), "sk": s("MSGID#" + m.ID), "chat_sk": msg["sk"]}}},
+		{Put: &types.Put{TableName: aws.String(st.table), Item: msg}},
+		{Update: &types.Update{
+			TableName: aws.String(st.table), Key: key(pk, profileSK),
+			UpdateExpression:    aws.String("SET unread = :t, ipk = :ipk, isk = :isk, updated_at = :now ADD inbound :one"),
+			ConditionExpression: aws.String("attribute_exists(pk)"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":t": boolean(true), ":ipk": s(unreadPK(ws)), ":isk": s(ts(m.CreatedAt) + "#" + sub),
+				":now": s(ts(st.now())), ":one": n(1),
+			},
+		}},
+	}})
+	var tc *types.TransactionCanceledException
+	if errors.As(err, &tc) && len(tc.CancellationReasons) == 3 {
+		if aws.ToString(tc.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+			return nil // this message was recorded before
+		}
+		if aws.ToString(tc.CancellationReasons[2].Code) == "ConditionalCheckFailed" {
+			return engine.ErrNotFound
+		}
 	}
 	return err
 }

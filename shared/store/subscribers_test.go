@@ -201,17 +201,25 @@ func TestSaveChatMessageIdempotentOnID(t *testing.T) {
 	st, _, ws := newStore(t)
 	ctx := t.Context()
 	sub := newSubscriber(t, st, ws, "100")
-	m := engine.ChatMessage{ID: "in-ev1", Direction: "inbound", Text: "Hi", CreatedAt: t0}
-	if err := st.SaveChatMessage(ctx, ws, sub, m); err != nil {
+	// The engine repeats a message with the same (first claim) time: once.
+	out := engine.ChatMessage{ID: "m-step1", Direction: "outbound", Text: "Hi", CreatedAt: t0}
+	for range 2 {
+		if err := st.SaveChatMessage(ctx, ws, sub, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An inbound message retried with another time: once too.
+	in := engine.ChatMessage{ID: "in-ev1", Direction: "inbound", Text: "Hello", CreatedAt: t0.Add(time.Second)}
+	if err := st.RecordInbound(ctx, ws, sub, in); err != nil {
 		t.Fatal(err)
 	}
-	m.CreatedAt = t0.Add(3 * time.Second)
-	if err := st.SaveChatMessage(ctx, ws, sub, m); err != nil {
+	in.CreatedAt = t0.Add(3 * time.Second)
+	if err := st.RecordInbound(ctx, ws, sub, in); err != nil {
 		t.Fatal(err)
 	}
 	chat, _, err := st.Chat(ctx, ws, sub, Page{})
-	if err != nil || len(chat) != 1 {
-		t.Errorf("Chat after a repeat with another time = %d messages (%+v), %v; want 1", len(chat), chat, err)
+	if err != nil || len(chat) != 2 {
+		t.Errorf("Chat after repeats = %d messages (%+v), %v; want 2", len(chat), chat, err)
 	}
 }
 
