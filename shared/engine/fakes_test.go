@@ -90,6 +90,7 @@ type fakeStore struct {
 
 	// Fault injection and observation.
 	failComplete  int    // CompleteStep calls that fail with a transient error
+	crashed       bool   // the invocation died: no ReleaseStep gets through
 	loseComplete  bool   // CompleteStep reports another owner
 	beforePut     func() // runs before PutTimer stores its timer
 	pendingTrace  map[string][]int
@@ -187,6 +188,10 @@ func (f *fakeStore) ClaimStep(ctx context.Context, s Step, now, leaseUntil time.
 func (f *fakeStore) ReleaseStep(ctx context.Context, s Step, token string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.crashed {
+		f.crashed = false
+		return errors.New("crashed")
+	}
 	f.releaseCalls++
 	if it, ok := f.steps[stepKey(s)]; ok && it.inProgress && it.token == token {
 		it.leaseUntil = time.Time{}

@@ -380,6 +380,7 @@ func TestProcessorLease(t *testing.T) {
 			}
 			// A crash between the effect and its record: the lease stays.
 			h.store.failComplete = 1
+			h.store.crashed = true
 			if err := p.Process(ctx, o.Step, 1); err == nil || !strings.Contains(err.Error(), "complete step") {
 				t.Fatalf("Process = %v, want the completion error", err)
 			}
