@@ -44,6 +44,10 @@ type Handler struct {
 // Lambda counts the invocation as failed (as Powertools does).
 var ErrAllFailed = errors.New("every record of the batch failed")
 
+// ErrUnnamedFailure is returned when a failed record has no message id to
+// report (never an empty id): the whole batch is retried instead.
+var ErrUnnamedFailure = errors.New("a failed record has no message id")
+
 // Handle is the Lambda handler.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	log := h.Log
@@ -57,6 +61,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	var (
 		mu       sync.Mutex
 		failures []events.SQSBatchItemFailure
+		unnamed  int
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, workers)
 	)
@@ -74,15 +79,22 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 				}
 				log.Log(ctx, lvl, "step failed; it will be retried", "message_id", rec.MessageId, "attempt", attempt, "error", err)
 				h.backOff(ctx, rec, err, attempt, log)
+				mu.Lock()
 				if rec.MessageId != "" {
-					mu.Lock()
 					failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
-					mu.Unlock()
+				} else {
+					unnamed++
 				}
+				mu.Unlock()
 			}
 		}(rec)
 	}
 	wg.Wait()
+	if unnamed > 0 {
+		// A failed record Lambda cannot be told about would be deleted as a
+		// success: fail the whole batch instead, so nothing is lost.
+		return events.SQSEventResponse{}, ErrUnnamedFailure
+	}
 	if len(ev.Records) > 0 && len(failures) == len(ev.Records) {
 		return events.SQSEventResponse{BatchItemFailures: failures}, ErrAllFailed
 	}
