@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,15 +16,17 @@ import (
 )
 
 func main() {
+	dir := flag.String("dir", "", "folder to write .tunnels/dev.json in (default: the repository root)")
+	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
-	if err := run(log); err != nil {
+	if err := run(log, *dir); err != nil {
 		log.Error("make dev failed", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger) error {
+func run(log *slog.Logger, dir string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := devstack.FromEnv()
@@ -39,11 +42,12 @@ func run(log *slog.Logger) error {
 			log.Error("stop", "error", err)
 		}
 	}()
-	root, err := localstack.RepoRoot()
-	if err != nil {
-		return err
+	if dir == "" {
+		if dir, err = localstack.RepoRoot(); err != nil {
+			return err
+		}
 	}
-	path, err := sys.WriteDevFile(root)
+	path, err := sys.WriteDevFile(dir)
 	if err != nil {
 		return err
 	}
