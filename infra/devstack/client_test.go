@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -55,10 +56,20 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "local system log:", logFile.Name())
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
+			allow := []string{gateway.hostPort()}
+			for range spareCount {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "reserve a loopback port:", err)
+					return 1
+				}
+				spare <- ln
+				allow = append(allow, ln.Addr().String())
+			}
 			sys, startErr = devstack.Start(ctx, devstack.Options{
 				HTTPAddr:          "127.0.0.1:0",
 				AdminToken:        "e2e-admin-token",
-				EgressAllow:       gateway.hostPort(),
+				EgressAllow:       strings.Join(allow, ","),
 				SchedulerInterval: time.Second,
 				Log:               slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			})
@@ -71,6 +82,31 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
+}
+
+// Loopback ports reserved before the system starts and listed in its
+// TUNNELS_EGRESS_ALLOW, so a test can run a server the deployment may call
+// (an amoCRM account, a webhook target): see allowedServer.
+const spareCount = 16
+
+var spare = make(chan net.Listener, spareCount)
+
+// allowedServer runs h on one of the reserved loopback ports: a server the
+// local deployment is allowed to call. It is closed when the test ends.
+func allowedServer(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	var ln net.Listener
+	select {
+	case ln = <-spare:
+	default:
+		t.Fatal("no reserved loopback port left; raise spareCount")
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 func shortMode() bool {

@@ -74,6 +74,9 @@ func (s *Server) Handler() http.Handler {
 		_, _ = w.Write(apidoc.JSON)
 	})
 	mux.HandleFunc("POST /v1/workspaces", s.createWorkspace)
+	for _, pr := range s.publicRoutes() {
+		mux.Handle(pr.pattern, pr.h)
+	}
 	for _, route := range s.routes() {
 		mux.Handle(route.pattern, s.keyed(route.h))
 	}
@@ -102,8 +105,12 @@ func (s *Server) routes() []route {
 		{"GET /v1/chats", s.listChats},
 		{"GET /v1/operators/{id}/mentions", s.listMentions},
 	}
+	// Routes of later issues, each in its own file.
+	rs = append(rs, s.planRoutes()...)
+	rs = append(rs, s.crmRoutes()...)
+	rs = append(rs, s.externalRequestRoutes()...)
+	rs = append(rs, s.deadLetterRoutes()...)
 	for _, c := range catalogKinds {
-		c := c
 		if c.singleton {
 			rs = append(rs,
 				route{"PUT " + c.path, func(r *http.Request, ws string) response { return s.putEntity(r, ws, c, "default") }},

@@ -33,7 +33,7 @@ type cardView struct {
 	Tags         []string       `json:"tags"`
 	Fields       map[string]any `json:"fields"`
 	EmailAccount any            `json:"email_account"`
-	SalesPlans   []any          `json:"sales_plans"`
+	SalesPlans   []planView     `json:"sales_plans"`
 	CRM          map[string]any `json:"crm"`
 	Runs         []runView      `json:"runs"`
 }
@@ -50,9 +50,23 @@ func (s *Server) getSubscriber(r *http.Request, ws string) response {
 	sub := card.Subscriber
 	v := cardView{
 		ID: sub.ID, FirstName: sub.FirstName, LastName: sub.LastName, Email: sub.Email, Phone: sub.Phone,
-		Channels: []identityView{}, Tags: sub.Tags, Fields: sub.Fields, SalesPlans: []any{},
+		Channels: []identityView{}, Tags: sub.Tags, Fields: sub.Fields, SalesPlans: []planView{},
 		CRM:  map[string]any{"amo_contact_id": nil, "amo_lead_ids": []int64{}},
 		Runs: []runView{},
+	}
+	if a := sub.EmailAccount; a != nil {
+		v.EmailAccount = emailAccountView{Email: a.Email, EmailBot: a.EmailBot, LeadSource: a.LeadSource,
+			Tunnel: a.Tunnel, Unsubscribed: a.Unsubscribed, CreatedAt: Time(a.CreatedAt)}
+	}
+	for _, m := range sub.Plans {
+		v.SalesPlans = append(v.SalesPlans, planView{Plan: m.Plan, Status: m.Status, Operator: m.Operator})
+	}
+	sort.Slice(v.SalesPlans, func(i, j int) bool { return v.SalesPlans[i].Plan < v.SalesPlans[j].Plan })
+	if sub.CRM.AmoContactID != 0 {
+		v.CRM["amo_contact_id"] = sub.CRM.AmoContactID
+	}
+	if len(sub.CRM.AmoLeadIDs) > 0 {
+		v.CRM["amo_lead_ids"] = sub.CRM.AmoLeadIDs
 	}
 	if v.Tags == nil {
 		v.Tags = []string{}
@@ -74,6 +88,21 @@ func (s *Server) getSubscriber(r *http.Request, ws string) response {
 		return a.Channel < b.Channel
 	})
 	return ok(v)
+}
+
+type emailAccountView struct {
+	Email        string `json:"email"`
+	EmailBot     string `json:"email_bot"`
+	LeadSource   string `json:"lead_source"`
+	Tunnel       string `json:"tunnel"`
+	Unsubscribed bool   `json:"unsubscribed"`
+	CreatedAt    Time   `json:"created_at"`
+}
+
+type planView struct {
+	Plan     string `json:"plan"`
+	Status   string `json:"status"`
+	Operator string `json:"operator"`
 }
 
 type journeyView struct {

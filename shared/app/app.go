@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/tunnels/tunnels/shared/actions"
@@ -33,6 +35,7 @@ type Deps struct {
 	Config config.Config
 	Dynamo *dynamodb.Client
 	SQS    *sqs.Client
+	SES    *sesv2.Client
 	AWS    aws.Config
 	Log    *slog.Logger
 }
@@ -61,6 +64,7 @@ func New(cfg config.Config, awsCfg aws.Config, log *slog.Logger, dynamoOpts ...f
 	return Deps{
 		Config: cfg, AWS: awsCfg, Log: log,
 		Dynamo: dynamodb.NewFromConfig(awsCfg, dynamoOpts...), SQS: sqs.NewFromConfig(awsCfg),
+		SES: sesv2.NewFromConfig(awsCfg),
 	}
 }
 
@@ -80,9 +84,12 @@ func StepHandler(d Deps, kind engine.Kind) *stepbatch.Handler {
 		Tunnels:     &engine.CachedTunnels{Source: st, TTL: 5 * time.Second},
 		Vars:        st,
 		Messenger:   &Messenger{Store: st, Client: &connector.Client{HTTP: egress.NewClient(egress.Policy{Allow: d.Config.EgressAllow}, egress.Options{})}},
-		Actions:     ActionsFor(kind, st),
+		Actions:     actionsFor(d, st, kind),
 		MaxAttempts: d.Config.MaxReceives,
 		Log:         d.Log,
+	}
+	if kind == engine.KindEmail {
+		p.EmailMessage = emailMessage(d, st)
 	}
 	return &stepbatch.Handler{
 		Process:    p.Process,
@@ -92,12 +99,20 @@ func StepHandler(d Deps, kind engine.Kind) *stepbatch.Handler {
 	}
 }
 
-// ActionsFor answers the actions a kind of function runs. Action types of a
+// actionsFor answers the actions a kind of function runs. Action types of a
 // kind with no entry here are recorded failed "not implemented".
-func ActionsFor(kind engine.Kind, st *store.Store) map[string]engine.ActionFunc {
+func actionsFor(d Deps, st *store.Store, kind engine.Kind) map[string]engine.ActionFunc {
 	switch kind {
 	case engine.KindTags:
-		return actions.Tags(st)
+		out := actions.Tags(st)
+		maps.Copy(out, stateActions(d, st))
+		return out
+	case engine.KindEmail:
+		return emailActions(d, st)
+	case engine.KindCRM:
+		return crmActions(d, st)
+	case engine.KindWebhook:
+		return webhookActions(d, st)
 	}
 	return nil
 }

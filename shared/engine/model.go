@@ -45,6 +45,40 @@ type Subscriber struct {
 	Stops map[string][]StopMarker
 	// InboundMessages counts the messages the subscriber sent (message events).
 	InboundMessages int
+	// EmailAccount is the linked email account (the card's email tab), if any.
+	EmailAccount *EmailAccount
+	// Plans are the sales-plan memberships by plan id.
+	Plans map[string]PlanMembership
+	// CRM holds the amoCRM ids linked to the subscriber.
+	CRM CRMLinks
+}
+
+// EmailAccount is a subscriber's linked email account (SPEC 4.5). Stored on
+// the profile as the map attribute email_account.
+type EmailAccount struct {
+	Email        string    `dynamodbav:"email" json:"email"`
+	EmailBot     string    `dynamodbav:"email_bot" json:"email_bot"`
+	LeadSource   string    `dynamodbav:"lead_source" json:"lead_source"`
+	Tunnel       string    `dynamodbav:"tunnel" json:"tunnel"`
+	Unsubscribed bool      `dynamodbav:"unsubscribed" json:"unsubscribed"`
+	CreatedAt    time.Time `dynamodbav:"created_at" json:"created_at"`
+}
+
+// PlanMembership is a subscriber's deal in a sales plan. Stored on the
+// profile in the map attribute plans, keyed by plan id.
+type PlanMembership struct {
+	Plan      string    `dynamodbav:"plan"`
+	Status    string    `dynamodbav:"status"`
+	Operator  string    `dynamodbav:"operator"`
+	CreatedAt time.Time `dynamodbav:"created_at"`
+	UpdatedAt time.Time `dynamodbav:"updated_at"`
+}
+
+// CRMLinks are the amoCRM ids on the card. Stored on the profile as
+// amo_contact_id (number) and amo_lead_ids (list of numbers).
+type CRMLinks struct {
+	AmoContactID int64
+	AmoLeadIDs   []int64
 }
 
 // RunKey names a run of a tunnel on a channel.

@@ -49,7 +49,9 @@ type Outcome struct {
 	Status string // StatusDone, StatusSkipped or StatusFailed
 	Reason string
 	Detail map[string]any
-	// Continue, when not nil, replaces the block's next blocks (on_error).
+	// Continue, when not empty, replaces the block's next blocks once the
+	// block is done (an external request's on_error); the block's remaining
+	// actions still run.
 	Continue []string
 	// Spawn holds first steps of other runs this step began (START).
 	Spawn []Outgoing
@@ -293,14 +295,23 @@ func (p *Processor) release(ctx context.Context, t *tunnel.Tunnel, s Step) ([]Ou
 // follow makes the steps after a message or action step.
 func (p *Processor) follow(ctx context.Context, t *tunnel.Tunnel, s Step, b *tunnel.Block, out Outcome, now time.Time) ([]Outgoing, error) {
 	next := b.Next
-	if out.Continue != nil {
+	if s.Next != nil {
+		next = s.Next // an earlier action of the block took its on_error path
+	}
+	if len(out.Continue) > 0 {
 		next = out.Continue
 	}
 	if b.Type != "action" {
 		return Advance(t, s, next, now, nil), nil
 	}
-	if s.Action+1 < len(b.Actions) && out.Continue == nil {
-		return []Outgoing{NextAction(t, s)}, nil
+	if s.Action+1 < len(b.Actions) {
+		// The block runs its remaining actions either way; an on_error
+		// path replaces where the block goes when it is done.
+		n := NextAction(t, s)
+		if len(out.Continue) > 0 {
+			n.Step.Next = out.Continue
+		}
+		return []Outgoing{n}, nil
 	}
 	// The action block is complete. Its continuation keeps the block's origin
 	// time, so a STOP issued while the block ran also covers what follows it.

@@ -1004,3 +1004,36 @@ func TestFakeStoreContract(t *testing.T) {
 		t.Fatalf("join releases: %v %v %v %v, want only the completing block", r1, r2, r3, r4)
 	}
 }
+
+// An action's on_error path (Outcome.Continue) replaces where its block goes
+// when it is done; the block's remaining actions still run.
+func TestProcessorOnErrorPath(t *testing.T) {
+	h := newHarness(t, map[string]*tunnel.Tunnel{"w": {Entry: "act", Blocks: []tunnel.Block{
+		{ID: "act", Type: "action", Actions: []tunnel.Action{
+			{Type: "external_request", Method: "GET", URL: "https://api.example/x", OnError: []string{"oops"}},
+			{Type: "add_tags", Tags: []string{"lead"}},
+		}, Next: []string{"fine"}},
+		{ID: "fine", Type: "message", Text: "fine"},
+		{ID: "oops", Type: "message", Text: "oops"},
+	}}})
+	for _, p := range h.procs {
+		p.Actions["external_request"] = func(ctx context.Context, ac *ActionContext) (Outcome, error) {
+			out := Failed("timed out")
+			out.Continue = ac.Action.OnError
+			return out, nil
+		}
+	}
+	h.startRun("w", "act")
+	h.drain()
+	var got []string
+	for _, e := range entries(h.store.journeyCopy()) {
+		got = append(got, e.Block+":"+e.Status)
+	}
+	want := []string{"act:failed", "act:done", "oops:done"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("journey %v, want %v", got, want)
+	}
+	if texts := h.msgr.texts(); !reflect.DeepEqual(texts, []string{"w/oops: oops"}) {
+		t.Fatalf("delivered %q", texts)
+	}
+}

@@ -43,6 +43,9 @@ type Step struct {
 	// Hold carries the priority rule: the blocks held back until the action
 	// sibling blocks named in it have all completed.
 	Hold *Hold `json:"hold,omitempty"`
+	// Next, set on the later actions of an action block, replaces the block's
+	// next blocks: an earlier action took its on_error path.
+	Next []string `json:"next,omitempty"`
 }
 
 // Hold is the priority rule in flight: Then starts once every block of Actions

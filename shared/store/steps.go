@@ -87,6 +87,23 @@ func decodeSubscriber(ws string, item map[string]types.AttributeValue) (*engine.
 			return nil, fmt.Errorf("subscriber %s fields: %w", sub.ID, err)
 		}
 	}
+	if v, ok := item["email_account"]; ok {
+		sub.EmailAccount = &engine.EmailAccount{}
+		if err := attributevalue.Unmarshal(v, sub.EmailAccount); err != nil {
+			return nil, fmt.Errorf("subscriber %s email account: %w", sub.ID, err)
+		}
+	}
+	if v, ok := item["plans"]; ok {
+		if err := attributevalue.Unmarshal(v, &sub.Plans); err != nil {
+			return nil, fmt.Errorf("subscriber %s plans: %w", sub.ID, err)
+		}
+	}
+	sub.CRM.AmoContactID = num(item, "amo_contact_id")
+	if v, ok := item["amo_lead_ids"]; ok {
+		if err := attributevalue.Unmarshal(v, &sub.CRM.AmoLeadIDs); err != nil {
+			return nil, fmt.Errorf("subscriber %s amo lead ids: %w", sub.ID, err)
+		}
+	}
 	for name, v := range item {
 		switch {
 		case strings.HasPrefix(name, runPrefix):
