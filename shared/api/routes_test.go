@@ -10,14 +10,10 @@ import (
 // notYet are documented operations whose issue has not landed; each is a
 // contract the API will answer. Remove a line when its handler lands.
 var notYet = map[string]string{
-	"GET /v1/sales-plans/{id}/deals":                   "issue 3",
-	"PATCH /v1/sales-plans/{id}/deals/{subscriber_id}": "issue 3",
-	"GET /v1/email-accounts/unsubscribe":               "issue 4",
-	"GET /v1/integrations/{id}/pipelines":              "issue 5",
-	"POST /v1/external-requests/preview":               "issue 6",
-	"POST /v1/external-requests/check":                 "issue 6",
-	"GET /v1/dead-letters":                             "issue 7",
-	"POST /v1/dead-letters/redrive":                    "issue 7",
+	"GET /v1/email-accounts/unsubscribe":  "issue 4",
+	"GET /v1/integrations/{id}/pipelines": "issue 5",
+	"GET /v1/dead-letters":                "issue 7",
+	"POST /v1/dead-letters/redrive":       "issue 7",
 }
 
 // The mux and the OpenAPI document describe the same API.

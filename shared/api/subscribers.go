@@ -59,7 +59,7 @@ func (s *Server) getSubscriber(r *http.Request, ws string) response {
 			Tunnel: a.Tunnel, Unsubscribed: a.Unsubscribed, CreatedAt: Time(a.CreatedAt)}
 	}
 	for _, m := range sub.Plans {
-		v.SalesPlans = append(v.SalesPlans, planView{Plan: m.Plan, Status: m.Status, Operator: m.Operator})
+		v.SalesPlans = append(v.SalesPlans, planView{Plan: m.Plan, Status: m.Status, Operator: optional(m.Operator)})
 	}
 	sort.Slice(v.SalesPlans, func(i, j int) bool { return v.SalesPlans[i].Plan < v.SalesPlans[j].Plan })
 	if sub.CRM.AmoContactID != 0 {
@@ -100,9 +100,9 @@ type emailAccountView struct {
 }
 
 type planView struct {
-	Plan     string `json:"plan"`
-	Status   string `json:"status"`
-	Operator string `json:"operator"`
+	Plan     string  `json:"plan"`
+	Status   string  `json:"status"`
+	Operator *string `json:"operator"`
 }
 
 type journeyView struct {

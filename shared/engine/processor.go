@@ -24,8 +24,11 @@ type ActionContext struct {
 	Block      *tunnel.Block
 	Action     tunnel.Action
 	Subscriber *Subscriber
-	// Now is when this attempt began.
-	Now time.Time
+	// Now is when this attempt began; FirstAt when the first attempt began
+	// (stable across retries: use it for anything a retry must write again
+	// identically, such as a chat item's time).
+	Now     time.Time
+	FirstAt time.Time
 	// Attempt counts deliveries of the step; FinalAttempt is true on the last
 	// one the queue allows before the dead-letter queue.
 	Attempt      int
@@ -232,7 +235,7 @@ func (p *Processor) run(ctx context.Context, s Step, t *tunnel.Tunnel, sub *Subs
 	}
 
 	ac := &ActionContext{
-		Step: s, Tunnel: t, Block: b, Subscriber: sub, Now: claim.StartedAt,
+		Step: s, Tunnel: t, Block: b, Subscriber: sub, Now: claim.StartedAt, FirstAt: claim.FirstAt,
 		Attempt: attempt, FinalAttempt: p.MaxAttempts > 0 && attempt >= p.MaxAttempts,
 	}
 	ac.render = func(ctx context.Context, text string, escape func(string) string) (string, error) {

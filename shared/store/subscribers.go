@@ -71,20 +71,31 @@ func (st *Store) UpsertSubscriber(ctx context.Context, ws string, id engine.Iden
 		return "", err
 	}
 	ch := id.Channel + ":" + id.ExternalID
-	sets := []string{"id = :id", "created_at = if_not_exists(created_at, :now)", "updated_at = :now", "primary_channel = if_not_exists(primary_channel, :ch)"}
+	// The maps that actions set members of must exist: a nested SET needs its
+	// parent. Every name is aliased (fields, for one, is a reserved word).
+	sets := []string{"#id = :id", "#created_at = if_not_exists(#created_at, :now)", "#updated_at = :now",
+		"#primary_channel = if_not_exists(#primary_channel, :ch)", "#fields = if_not_exists(#fields, :empty)",
+		"#plans = if_not_exists(#plans, :empty)"}
+	names := map[string]string{"#channels": "channels"}
+	for _, n := range []string{"id", "created_at", "updated_at", "primary_channel", "fields", "plans"} {
+		names["#"+n] = n
+	}
 	vals := map[string]types.AttributeValue{
 		":id": s(subID), ":now": s(ts(now)), ":ch": s(ch), ":chs": &types.AttributeValueMemberSS{Value: []string{ch}},
+		":empty": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}},
 	}
 	for name, v := range map[string]string{"first_name": p.FirstName, "last_name": p.LastName, "email": p.Email, "phone": p.Phone} {
 		if v != "" {
-			sets = append(sets, name+" = :"+name)
+			sets = append(sets, "#"+name+" = :"+name)
+			names["#"+name] = name
 			vals[":"+name] = s(v)
 		}
 	}
 	sort.Strings(sets)
 	_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(st.table), Key: key(subPK(ws, subID), profileSK),
-		UpdateExpression:          aws.String("SET " + strings.Join(sets, ", ") + " ADD channels :chs"),
+		UpdateExpression:          aws.String("SET " + strings.Join(sets, ", ") + " ADD #channels :chs"),
+		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: vals,
 	})
 	if err != nil {
@@ -353,7 +364,7 @@ func (st *Store) LastChatMessage(ctx context.Context, ws, sub string) (*engine.C
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pk": s(subPK(ws, sub)), ":p": s("CHAT#"),
 		},
-		ScanIndexForward: aws.Bool(false), Limit: aws.Int32(1),
+		ScanIndexForward: aws.Bool(false), Limit: aws.Int32(1), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil || len(out.Items) == 0 {
 		return nil, err

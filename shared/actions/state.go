@@ -1,0 +1,166 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/tunnels/tunnels/shared/engine"
+	"github.com/tunnels/tunnels/shared/fields"
+	"github.com/tunnels/tunnels/shared/store"
+)
+
+// StateStore is what the subscriber-state actions need: the card's custom
+// fields, sales plans, the chat's comments and unread mark.
+type StateStore interface {
+	GetEntity(ctx context.Context, ws, kind, id string) (store.Entity, error)
+	SetFields(ctx context.Context, ws, sub string, values map[string]any) error
+	GetSalesPlan(ctx context.Context, ws, id string) (store.SalesPlan, error)
+	JoinSalesPlan(ctx context.Context, ws, sub string, plan store.SalesPlan, choose func(store.PlanState) string) (engine.PlanMembership, error)
+	SaveMention(ctx context.Context, ws, sub string, m engine.ChatMessage) error
+	MarkUnread(ctx context.Context, ws, sub string) (string, error)
+}
+
+// SubscriberState runs set_field, add_to_sales_plan, mention and mark_unread.
+func SubscriberState(st StateStore) map[string]engine.ActionFunc {
+	a := stateActions{st: st}
+	return map[string]engine.ActionFunc{
+		"set_field":         a.setField,
+		"add_to_sales_plan": a.addToSalesPlan,
+		"mention":           a.mention,
+		"mark_unread":       a.markUnread,
+	}
+}
+
+type stateActions struct{ st StateStore }
+
+// setField renders the value, converts it to the field's type and writes it;
+// a value that does not convert fails the step and leaves the field as it was.
+func (a stateActions) setField(ctx context.Context, ac *engine.ActionContext) (engine.Outcome, error) {
+	s, act := ac.Step, ac.Action
+	e, err := a.st.GetEntity(ctx, s.WS, store.KindField, act.Field)
+	if errors.Is(err, engine.ErrNotFound) {
+		return engine.Skipped(fmt.Sprintf("field %q no longer exists", act.Field)), nil
+	}
+	if err != nil {
+		return engine.Outcome{}, fmt.Errorf("read field: %w", err)
+	}
+	fieldType := fieldTypeOf(e)
+	text, err := ac.Render(ctx, act.Value)
+	if err != nil {
+		return engine.Outcome{}, err
+	}
+	value, err := fields.Convert(fieldType, text)
+	if err != nil {
+		return engine.Failed(fmt.Sprintf("field %q (%s): %v", act.Field, fieldType, err)), nil
+	}
+	if err := a.st.SetFields(ctx, s.WS, s.Sub, map[string]any{act.Field: value}); err != nil {
+		return engine.Outcome{}, fmt.Errorf("set field: %w", err)
+	}
+	return engine.Done(map[string]any{"field": act.Field, "type": fieldType, "value": value}), nil
+}
+
+func fieldTypeOf(e store.Entity) string {
+	var f struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(e.Doc, &f)
+	return f.Type
+}
+
+// addToSalesPlan makes the subscriber a deal in the plan's first status,
+// once, assigned by the plan's distribution.
+func (a stateActions) addToSalesPlan(ctx context.Context, ac *engine.ActionContext) (engine.Outcome, error) {
+	s, id := ac.Step, ac.Action.Plan
+	if m, ok := ac.Subscriber.Plans[id]; ok {
+		return engine.Done(map[string]any{"plan": id, "status": m.Status, "operator": m.Operator, "already": true}), nil
+	}
+	plan, err := a.st.GetSalesPlan(ctx, s.WS, id)
+	if errors.Is(err, engine.ErrNotFound) {
+		return engine.Skipped(fmt.Sprintf("sales plan %q no longer exists", id)), nil
+	}
+	if err != nil {
+		return engine.Outcome{}, fmt.Errorf("read sales plan: %w", err)
+	}
+	if len(plan.Statuses) == 0 {
+		return engine.Failed(fmt.Sprintf("sales plan %q has no statuses", id)), nil
+	}
+	m, err := a.st.JoinSalesPlan(ctx, s.WS, s.Sub, plan, func(state store.PlanState) string {
+		return ChooseOperator(plan.Distribution, plan.Operators, state)
+	})
+	if errors.Is(err, store.ErrAlreadyMember) {
+		return engine.Done(map[string]any{"plan": id, "already": true}), nil
+	}
+	if err != nil {
+		return engine.Outcome{}, fmt.Errorf("join sales plan: %w", err)
+	}
+	return engine.Done(map[string]any{"plan": id, "status": m.Status, "operator": m.Operator}), nil
+}
+
+// ChooseOperator picks the operator of a new deal: none; random; evenly
+// (round-robin by the number of deals assigned so far); fewest (open deals,
+// ties to the earlier operator in the plan's list).
+func ChooseOperator(distribution string, operators []string, state store.PlanState) string {
+	if len(operators) == 0 {
+		return ""
+	}
+	switch distribution {
+	case "random":
+		return operators[rand.IntN(len(operators))]
+	case "evenly":
+		return operators[int(state.Assigned%int64(len(operators)))]
+	case "fewest":
+		best := operators[0]
+		for _, op := range operators[1:] {
+			if state.Open[op] < state.Open[best] {
+				best = op
+			}
+		}
+		return best
+	}
+	return ""
+}
+
+// mention adds an operator comment to the chat, filed under the operator's
+// mentions. Its id and time come from the step, so a retry writes nothing new.
+func (a stateActions) mention(ctx context.Context, ac *engine.ActionContext) (engine.Outcome, error) {
+	s, act := ac.Step, ac.Action
+	if _, err := a.st.GetEntity(ctx, s.WS, store.KindOperator, act.Operator); errors.Is(err, engine.ErrNotFound) {
+		return engine.Skipped(fmt.Sprintf("operator %q no longer exists", act.Operator)), nil
+	} else if err != nil {
+		return engine.Outcome{}, fmt.Errorf("read operator: %w", err)
+	}
+	text, err := ac.Render(ctx, act.Comment)
+	if err != nil {
+		return engine.Outcome{}, err
+	}
+	if strings.TrimSpace(text) == "" {
+		return engine.Skipped("the comment is empty for this subscriber"), nil
+	}
+	msg := engine.ChatMessage{
+		ID: "c" + s.ID, Direction: "comment", Text: text, Tunnel: s.Tunnel, Block: s.Block, StepID: s.ID,
+		Operator: act.Operator, CreatedAt: ac.FirstAt,
+	}
+	if err := a.st.SaveMention(ctx, s.WS, s.Sub, msg); err != nil {
+		return engine.Outcome{}, fmt.Errorf("save mention: %w", err)
+	}
+	return engine.Done(map[string]any{"operator": act.Operator, "comment": text, "message_id": msg.ID}), nil
+}
+
+// markUnread moves the chat to the unread tab, if the subscriber ever wrote.
+func (a stateActions) markUnread(ctx context.Context, ac *engine.ActionContext) (engine.Outcome, error) {
+	if ac.Subscriber.InboundMessages == 0 {
+		return engine.Skipped("the subscriber has not sent any message"), nil
+	}
+	id, err := a.st.MarkUnread(ctx, ac.Step.WS, ac.Step.Sub)
+	if errors.Is(err, engine.ErrNotFound) {
+		return engine.Skipped("the chat has no messages"), nil
+	}
+	if err != nil {
+		return engine.Outcome{}, fmt.Errorf("mark unread: %w", err)
+	}
+	return engine.Done(map[string]any{"message_id": id}), nil
+}
