@@ -290,6 +290,28 @@ type botGateway struct {
 	mu       sync.Mutex
 	messages []received
 	bad      []string
+	failing  map[string]int // external id -> answers 503 to its messages (count of refusals)
+}
+
+// failFor makes the gateway answer 503 to a subscriber's messages (or stop).
+func (g *botGateway) failFor(externalID string, fail bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.failing == nil {
+		g.failing = map[string]int{}
+	}
+	if fail {
+		g.failing[externalID] = 0
+	} else {
+		delete(g.failing, externalID)
+	}
+}
+
+// refusals answers how many messages of a failing subscriber were refused.
+func (g *botGateway) refusals(externalID string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.failing[externalID]
 }
 
 type received struct {
@@ -314,6 +336,12 @@ func newBotGateway() *botGateway {
 			return
 		}
 		g.mu.Lock()
+		if n, failing := g.failing[m.ExternalID]; failing {
+			g.failing[m.ExternalID] = n + 1
+			g.mu.Unlock()
+			http.Error(w, "bot gateway is down", http.StatusServiceUnavailable)
+			return
+		}
 		g.messages = append(g.messages, received{Msg: m, IdempotencyKey: r.Header.Get("Idempotency-Key")})
 		g.mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)

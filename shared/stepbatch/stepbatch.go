@@ -38,6 +38,17 @@ type Handler struct {
 	// Concurrency bounds records run at once (default 4).
 	Concurrency int
 	Log         *slog.Logger
+	// DeadLetters, when set, records a step whose attempt MaxReceives (the
+	// queue's maxReceiveCount) failed: SQS moves it to the DLQ next, and the
+	// record makes it visible and re-drivable through the API.
+	DeadLetters DeadLetterRecorder
+	MaxReceives int
+	Kind        engine.Kind
+}
+
+// DeadLetterRecorder records a step's last failed attempt.
+type DeadLetterRecorder interface {
+	RecordDeadLetter(ctx context.Context, kind engine.Kind, s engine.Step, reason string, attempts int) error
 }
 
 // ErrAllFailed is returned when every record of a non-empty batch failed, so
@@ -78,6 +89,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 					lvl = slog.LevelInfo
 				}
 				log.Log(ctx, lvl, "step failed; it will be retried", "message_id", rec.MessageId, "attempt", attempt, "error", err)
+				h.deadLetter(ctx, rec, err, attempt, log)
 				h.backOff(ctx, rec, err, attempt, log)
 				mu.Lock()
 				if rec.MessageId != "" {
@@ -162,5 +174,22 @@ func (h *Handler) backOff(ctx context.Context, rec events.SQSMessage, err error,
 	})
 	if cerr != nil && !strings.Contains(cerr.Error(), "context canceled") {
 		log.Warn("could not shorten the retry wait; the queue's visibility timeout applies", "message_id", rec.MessageId, "error", cerr)
+	}
+}
+
+// deadLetter records a step whose last attempt failed. A message that is not
+// a step (a poison body) cannot be placed in a workspace: it is only logged,
+// and stays in the DLQ for the operators.
+func (h *Handler) deadLetter(ctx context.Context, rec events.SQSMessage, err error, attempt int, log *slog.Logger) {
+	if h.DeadLetters == nil || h.MaxReceives <= 0 || attempt < h.MaxReceives || errors.Is(err, engine.ErrBusy) {
+		return
+	}
+	s, derr := engine.Decode([]byte(rec.Body))
+	if derr != nil {
+		log.Error("a message that is not a step goes to the dead-letter queue", "message_id", rec.MessageId, "error", derr)
+		return
+	}
+	if rerr := h.DeadLetters.RecordDeadLetter(ctx, h.Kind, s, err.Error(), attempt); rerr != nil {
+		log.Error("could not record a dead letter; it is still in the DLQ", "step_id", s.ID, "error", rerr)
 	}
 }
