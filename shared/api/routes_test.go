@@ -10,10 +10,7 @@ import (
 // notYet are documented operations whose issue has not landed; each is a
 // contract the API will answer. Remove a line when its handler lands.
 var notYet = map[string]string{
-	"GET /v1/email-accounts/unsubscribe":  "issue 4",
 	"GET /v1/integrations/{id}/pipelines": "issue 5",
-	"GET /v1/dead-letters":                "issue 7",
-	"POST /v1/dead-letters/redrive":       "issue 7",
 }
 
 // The mux and the OpenAPI document describe the same API.

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -31,8 +32,15 @@ type Server struct {
 	AdminToken string
 	// Egress decides which addresses a workspace may configure.
 	Egress egress.Policy
-	Log    *slog.Logger
-	Now    func() time.Time
+	// DLQ removes re-driven steps' copies from the dead-letter queues.
+	DLQ interface {
+		Remove(ctx context.Context, kind engine.Kind, stepIDs map[string]bool) (int, error)
+	}
+	// External sends check requests (POST /v1/external-requests/check): an egress client
+	// with the Egress policy (app builds it once). Nil: one is built for each check.
+	External *http.Client
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 func (s *Server) now() time.Time {
@@ -148,6 +156,7 @@ func (s *Server) keyed(h handlerFunc) http.Handler {
 			s.internal(w, r, err)
 			return
 		}
+		s.notePublicURL(r) // for unsubscribe links (email.go)
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		res := h(r, ws)
 		if p, isProblem := res.body.(problem); isProblem {
@@ -327,6 +336,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem{Status: http.StatusUnauthorized, Code: "unauthorized", Detail: "the deployment's admin token is required"})
 		return
 	}
+	s.notePublicURL(r)
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 	var in struct {
 		Name string `json:"name"`

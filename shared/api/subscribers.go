@@ -55,7 +55,11 @@ func (s *Server) getSubscriber(r *http.Request, ws string) response {
 		Runs: []runView{},
 	}
 	if a := sub.EmailAccount; a != nil {
-		v.EmailAccount = emailAccountView{Email: a.Email, EmailBot: a.EmailBot, LeadSource: a.LeadSource,
+		var lead *string // null when the account came through no lead source
+		if a.LeadSource != "" {
+			lead = &a.LeadSource
+		}
+		v.EmailAccount = emailAccountView{Email: a.Email, EmailBot: a.EmailBot, LeadSource: lead,
 			Tunnel: a.Tunnel, Unsubscribed: a.Unsubscribed, CreatedAt: Time(a.CreatedAt)}
 	}
 	for _, m := range sub.Plans {
@@ -91,12 +95,12 @@ func (s *Server) getSubscriber(r *http.Request, ws string) response {
 }
 
 type emailAccountView struct {
-	Email        string `json:"email"`
-	EmailBot     string `json:"email_bot"`
-	LeadSource   string `json:"lead_source"`
-	Tunnel       string `json:"tunnel"`
-	Unsubscribed bool   `json:"unsubscribed"`
-	CreatedAt    Time   `json:"created_at"`
+	Email        string  `json:"email"`
+	EmailBot     string  `json:"email_bot"`
+	LeadSource   *string `json:"lead_source"`
+	Tunnel       string  `json:"tunnel"`
+	Unsubscribed bool    `json:"unsubscribed"`
+	CreatedAt    Time    `json:"created_at"`
 }
 
 type planView struct {

@@ -92,10 +92,13 @@ func StepHandler(d Deps, kind engine.Kind) *stepbatch.Handler {
 		p.EmailMessage = emailMessage(d, st)
 	}
 	return &stepbatch.Handler{
-		Process:    p.Process,
-		Visibility: d.SQS,
-		QueueURL:   d.Config.Queues[kind],
-		Log:        d.Log,
+		Process:     p.Process,
+		Visibility:  d.SQS,
+		QueueURL:    d.Config.Queues[kind],
+		Log:         d.Log,
+		DeadLetters: st,
+		MaxReceives: d.Config.MaxReceives,
+		Kind:        kind,
 	}
 }
 
@@ -161,6 +164,6 @@ func (m *Messenger) Deliver(ctx context.Context, ws string, d engine.ChatDeliver
 func API(d Deps) http.Handler {
 	return (&api.Server{
 		Store: d.Store(), Queue: d.Queues(), AdminToken: d.Config.AdminToken,
-		Egress: egress.Policy{Allow: d.Config.EgressAllow}, Log: d.Log,
+		Egress: egress.Policy{Allow: d.Config.EgressAllow}, DLQ: &queue.DeadLetterQueues{API: d.SQS, URLs: d.Config.DLQs}, External: externalClient(d), Log: d.Log,
 	}).Handler()
 }

@@ -382,6 +382,18 @@ var reservedHeaders = map[string]bool{
 	"idempotency-key": true,
 }
 
+// ValidateExternalRequest checks an external request on its own, as the preview and
+// check endpoints receive it: everything Validate checks of an external_request action
+// (method, url, headers, query, body, placeholders, response mapping, timeout) except its
+// on_error blocks, which only mean something inside a tunnel. Pointers are relative to
+// the request ("/url", "/headers/0/name"); the caller prefixes where the request sits.
+func ValidateExternalRequest(a Action, cat Catalog) []FieldError {
+	v := &validator{cat: cat, known: known(cat), index: map[string]int{}}
+	a.OnError = nil
+	v.externalRequest("", &a)
+	return v.errs
+}
+
 func (v *validator) externalRequest(ap string, a *Action) {
 	switch a.Method {
 	case "GET", "POST", "PUT":

@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -70,6 +71,11 @@ type Options struct {
 	// window); nil means time.Now. A frozen clock makes rate-limit tests
 	// independent of the machine's speed.
 	Now func() time.Time
+
+	// Listener, when set, is where the server listens instead of a new
+	// 127.0.0.1 port: a port reserved in advance, e.g. one a deployment's
+	// egress allow list names. The server owns it from then on (Close closes it).
+	Listener net.Listener
 }
 
 // Pipeline is a pipeline of the account.
@@ -198,7 +204,8 @@ type refreshToken struct {
 	access  string // the access token issued with it
 }
 
-// New starts a server on 127.0.0.1. Close it when done.
+// New starts a server on 127.0.0.1 (or on Options.Listener). Close it when
+// done.
 func New(opts Options) *Server {
 	if opts.ClientID == "" {
 		opts.ClientID = "tunnels-client"
@@ -242,7 +249,14 @@ func New(opts Options) *Server {
 		afterCreate: opts.AfterCreate,
 	}
 	s.routes()
-	s.hs = httptest.NewServer(s)
+	if opts.Listener != nil {
+		s.hs = httptest.NewUnstartedServer(s)
+		_ = s.hs.Listener.Close()
+		s.hs.Listener = opts.Listener
+		s.hs.Start()
+	} else {
+		s.hs = httptest.NewServer(s)
+	}
 	s.URL = s.hs.URL
 	return s
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -389,4 +390,20 @@ func TestPipelinesGetSystemStatuses(t *testing.T) {
 	if !p.IsMain || fmt.Sprint(p.Embedded.Statuses) != "[{900009 1} {91 0} {142 0} {143 0}]" {
 		t.Fatalf("pipeline = %+v", p)
 	}
+}
+
+// A server on a listener reserved in advance answers there, and its URL and
+// Addr name that port.
+func TestListenerOption(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ln.Addr().String()
+	s := newServer(t, Options{Listener: ln})
+	if s.Addr() != want || s.URL != "http://"+want {
+		t.Fatalf("Addr %q URL %q, want %q", s.Addr(), s.URL, want)
+	}
+	e := call(t, s, http.MethodGet, "/api/v4/leads/pipelines", s.IssueTokens().AccessToken, "")
+	wantType(t, e, http.StatusOK, "application/hal+json")
 }
