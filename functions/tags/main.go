@@ -1,23 +1,13 @@
-// Command tags is the Lambda function that runs tags steps from its SQS queue.
+// Command tags is the Lambda function that runs tag, custom field, sales plan, mention and unread steps from its SQS queue.
 package main
 
 import (
-	"context"
-	"os"
-
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/tunnels/tunnels/shared/app"
 	"github.com/tunnels/tunnels/shared/engine"
 )
 
 func main() {
-	log := lambdacontext.NewLogger()
-	deps, err := app.Load(context.Background(), os.Getenv, log)
-	if err != nil {
-		log.Error("configuration", "error", err)
-		os.Exit(1)
-	}
-	lambda.Start(app.StepHandler(deps, engine.KindTags).Handle)
+	lambda.Start(app.StepHandler(app.Init(), engine.KindTags).Handle)
 }

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -166,4 +168,17 @@ func API(d Deps) http.Handler {
 		Store: d.Store(), Queue: d.Queues(), AdminToken: d.Config.AdminToken,
 		Egress: egress.Policy{Allow: d.Config.EgressAllow}, DLQ: &queue.DeadLetterQueues{API: d.SQS, URLs: d.Config.DLQs}, External: externalClient(d), Log: d.Log,
 	}).Handler()
+}
+
+// Init is what every functions/<name>/main.go does first: a JSON logger with
+// the Lambda request id, the configuration from the environment and the
+// clients, once per cold start. A function that cannot start exits at init.
+func Init() Deps {
+	log := lambdacontext.NewLogger()
+	deps, err := Load(context.Background(), os.Getenv, log)
+	if err != nil {
+		log.Error("configuration", "error", err)
+		os.Exit(1)
+	}
+	return deps
 }

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tunnels/tunnels/shared/fields"
 	"github.com/tunnels/tunnels/shared/render"
 	"github.com/tunnels/tunnels/shared/tunnel"
 )
@@ -494,37 +494,17 @@ func (p *Processor) render(ctx context.Context, s Step, sub *Subscriber, text st
 
 // SubscriberData is the placeholder data of a subscriber (without variables).
 func SubscriberData(sub *Subscriber, tunnelID string) render.Data {
-	fields := make(map[string]string, len(sub.Fields))
+	values := make(map[string]string, len(sub.Fields))
 	for k, v := range sub.Fields {
-		fields[k] = FormatValue(v)
+		values[k] = fields.Format(v)
 	}
 	return render.Data{
 		Subscriber: map[string]string{
 			"first_name": sub.FirstName, "last_name": sub.LastName,
 			"email": sub.Email, "phone": sub.Phone, "id": sub.ID,
 		},
-		Fields:   fields,
+		Fields:   values,
 		TunnelID: tunnelID,
-	}
-}
-
-// FormatValue writes a custom field value as placeholder text.
-func FormatValue(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case bool:
-		return strconv.FormatBool(x)
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case int:
-		return strconv.Itoa(x)
-	case int64:
-		return strconv.FormatInt(x, 10)
-	default:
-		return fmt.Sprint(x)
 	}
 }
 
