@@ -103,7 +103,11 @@ func hookWorkspace(t *testing.T, name string) *api {
 	for id, typ := range map[string]string{"lms_id": "string", "score": "number", "vip": "boolean", "since": "date", "items": "number"} {
 		a.must(http.MethodPut, "/v1/fields/"+id, map[string]string{"name": id, "type": typ}, http.StatusOK, nil)
 	}
-	a.must(http.MethodPut, "/v1/variables/lms_token", map[string]string{"value": "tok-s3cret"}, http.StatusOK, nil)
+	var v map[string]any
+	a.must(http.MethodPut, "/v1/variables/lms_token", map[string]string{"value": "tok-s3cret"}, http.StatusOK, &v)
+	if v["id"] != "lms_token" || v["value"] != "tok-s3cret" {
+		t.Fatalf("variable %v", v)
+	}
 	for _, tag := range []string{"ok", "fell-back"} {
 		a.must(http.MethodPut, "/v1/tags/"+tag, map[string]string{"name": tag}, http.StatusOK, nil)
 	}
@@ -282,7 +286,7 @@ func TestExternalRequestFailuresAndRetries(t *testing.T) {
 
 	s, tags = step("flaky")
 	flaky := h.callsTo("/flaky")
-	if s.Status != "failed" || s.Attempts != 5 || len(flaky) != 5 || s.Reason != "no complete answer within 300ms (gave up after 5 attempts)" {
+	if s.Status != "failed" || s.Attempts != 5 || len(flaky) != 5 || s.Reason != "POST "+strings.TrimPrefix(h.URL(""), "http://")+": no complete answer within 300ms (gave up after 5 attempts)" {
 		t.Errorf("slow server: step %s %q attempts %d, %d calls", s.Status, s.Reason, s.Attempts, len(flaky))
 	}
 	if _, answered := s.Detail["status"]; answered || s.Detail["error"] != "POST "+strings.TrimPrefix(h.URL(""), "http://")+": no complete answer within 300ms" {
@@ -341,7 +345,7 @@ func TestExternalRequestPreviewAndCheck(t *testing.T) {
 		t.Fatalf("preview sent %d requests", len(c))
 	}
 
-	var check struct {
+	type checkAnswer struct {
 		Request struct {
 			URL     string              `json:"url"`
 			Headers []map[string]string `json:"headers"`
@@ -355,6 +359,7 @@ func TestExternalRequestPreviewAndCheck(t *testing.T) {
 		Mapping    []map[string]any `json:"mapping"`
 		DurationMS *int             `json:"duration_ms"`
 	}
+	var check checkAnswer
 	a.must(http.MethodPost, "/v1/external-requests/check", run, http.StatusOK, &check)
 	calls := h.callsTo("/leads")
 	if len(calls) != 1 || calls[0].IdempotencyKey != "" || calls[0].Token != "tok-s3cret" {
@@ -381,6 +386,7 @@ func TestExternalRequestPreviewAndCheck(t *testing.T) {
 	// A 4xx answer is still an answer.
 	missing := map[string]any{"request": map[string]any{"method": "GET", "url": h.URL("/missing"),
 		"response_mapping": []map[string]string{{"path": "error", "field": "lms_id"}}}, "subscriber_id": sub}
+	check = checkAnswer{}
 	a.must(http.MethodPost, "/v1/external-requests/check", missing, http.StatusOK, &check)
 	if check.Response.Status != 404 || check.Response.Body != `{"error":"no such course"}` ||
 		fmt.Sprint(check.Mapping) != "[map[error:nothing is written for an HTTP 404 answer field:lms_id path:error]]" {
@@ -388,6 +394,7 @@ func TestExternalRequestPreviewAndCheck(t *testing.T) {
 	}
 
 	// An oversized answer is cut at the stated size.
+	check = checkAnswer{}
 	a.must(http.MethodPost, "/v1/external-requests/check", map[string]any{"request": map[string]any{"method": "GET", "url": h.URL("/big")}, "subscriber_id": sub}, http.StatusOK, &check)
 	if !check.Response.Truncated || len(check.Response.Body) != 64<<10 {
 		t.Errorf("check of a big answer: truncated=%v, %d bytes", check.Response.Truncated, len(check.Response.Body))

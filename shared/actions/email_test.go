@@ -521,17 +521,17 @@ func TestUnsubscribeToken(t *testing.T) {
 func TestPublicBaseURL(t *testing.T) {
 	for host, want := range map[string]string{
 		"abc123.execute-api.eu-west-1.amazonaws.com": "https://abc123.execute-api.eu-west-1.amazonaws.com",
-		"API.Example.com":                            "https://api.example.com",
-		"127.0.0.1:3000":                             "https://127.0.0.1:3000",
-		"[::1]:8080":                                 "https://[::1]:8080",
-		"":                                           "",
-		"evil.example/path":                          "",
-		"user@evil.example":                          "",
-		"evil.example?x=1":                           "",
-		"evil.example#frag":                          "",
-		"a b":                                        "",
-		"evil.example\r\nX: y":                       "",
-		":8080":                                      "",
+		"API.Example.com":      "https://api.example.com",
+		"127.0.0.1:3000":       "https://127.0.0.1:3000",
+		"[::1]:8080":           "https://[::1]:8080",
+		"":                     "",
+		"evil.example/path":    "",
+		"user@evil.example":    "",
+		"evil.example?x=1":     "",
+		"evil.example#frag":    "",
+		"a b":                  "",
+		"evil.example\r\nX: y": "",
+		":8080":                "",
 	} {
 		if got := PublicBaseURL(host); got != want {
 			t.Errorf("PublicBaseURL(%q) = %q, want %q", host, got, want)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -268,34 +269,76 @@ func (in *integrationInput) validate(v *validator) {
 	}
 	v.name("/name", in.Name)
 	v.address("/base_url", in.BaseURL)
+	v.accountAddress("/base_url", in.BaseURL)
 	if in.ClientID == "" {
 		v.add("/client_id", "a client id is required")
 	}
+	v.credential("/client_id", in.ClientID)
+	v.credential("/client_secret", in.ClientSecret)
+	v.credential("/access_token", in.AccessToken)
+	v.credential("/refresh_token", in.RefreshToken)
 	if in.RedirectURI == "" {
 		v.add("/redirect_uri", "a redirect uri is required")
+	} else if u, err := url.Parse(in.RedirectURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		v.add("/redirect_uri", "redirect_uri must be an absolute http(s) URL (the one registered with the amoCRM integration)")
 	}
 	if in.ExpiresAt != "" {
 		if _, err := time.Parse(time.RFC3339, in.ExpiresAt); err != nil {
 			v.add("/expires_at", "expires_at must be an RFC 3339 time, not %q", in.ExpiresAt)
+		} else if in.AccessToken == "" {
+			v.add("/expires_at", "expires_at is when access_token expires: send it together with access_token")
 		}
 	}
 }
 
+// accountAddress checks that an amoCRM base URL is an account's address:
+// scheme and host only, since the API paths are appended to it.
+func (v *validator) accountAddress(ptr, val string) {
+	u, err := url.Parse(val)
+	if err != nil || val == "" {
+		return // address() has said so
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		v.add(ptr, "base_url is the account's address only, like https://example.amocrm.ru (no path, query or fragment)")
+	}
+}
+
+// credential checks a client id, secret or token: one line of visible
+// characters (it goes into headers and JSON bodies), never echoing it.
+func (v *validator) credential(ptr, val string) {
+	if len(val) > 8192 {
+		v.add(ptr, "at most 8192 characters")
+		return
+	}
+	for _, r := range val {
+		if r <= ' ' || r == 0x7f {
+			v.add(ptr, "must not contain spaces, line breaks or control characters")
+			return
+		}
+	}
+}
+
+// split keeps the tokens out of both parts: they are written with their
+// version by the store (tokens()), and expires_at is shown from the stored
+// token state, which a refresh moves on.
 func (in *integrationInput) split() (any, any) {
 	pub := map[string]any{
 		"kind": in.Kind, "name": in.Name, "base_url": in.BaseURL, "client_id": in.ClientID,
-		"redirect_uri": in.RedirectURI, "expires_at": in.ExpiresAt,
+		"redirect_uri": in.RedirectURI,
 	}
-	secret := map[string]string{}
-	for k, val := range map[string]string{"client_secret": in.ClientSecret, "access_token": in.AccessToken, "refresh_token": in.RefreshToken} {
-		if val != "" {
-			secret[k] = val
-		}
-	}
-	if len(secret) == 0 {
+	if in.ClientSecret == "" {
 		return pub, nil
 	}
-	return pub, secret
+	return pub, map[string]string{"client_secret": in.ClientSecret}
+}
+
+// tokens is what the body says about the tokens.
+func (in *integrationInput) tokens() store.TokenPatch {
+	p := store.TokenPatch{AccessToken: in.AccessToken, RefreshToken: in.RefreshToken}
+	if t, err := time.Parse(time.RFC3339, in.ExpiresAt); err == nil {
+		p.ExpiresAt = t
+	}
+	return p
 }
 
 // putEntity creates or replaces a catalog entry. Secrets left out of a
@@ -316,6 +359,9 @@ func (s *Server) putEntity(r *http.Request, ws string, c catalogKind, id string)
 				v.add("/secret", "a secret of at least 16 characters is required")
 			}
 		}
+	}
+	if ig, isIntegration := in.(*integrationInput); isIntegration {
+		return s.putIntegration(r, ws, id, ig, v) // crm.go: the tokens are versioned
 	}
 	if len(v.errs) > 0 {
 		return invalid(summary(v.errs), v.errs...)
@@ -349,6 +395,9 @@ func (s *Server) getEntity(r *http.Request, ws string, c catalogKind, id string)
 	if !validID(id) {
 		return notFound(strings.TrimPrefix(c.path, "/v1/") + " " + id)
 	}
+	if c.kind == store.KindIntegration {
+		return s.getIntegration(r, ws, c, id) // crm.go: with the token state
+	}
 	e, err := s.Store.GetEntity(r.Context(), ws, c.kind, id)
 	if errors.Is(err, engine.ErrNotFound) {
 		return notFound(fmt.Sprintf("%s %q", strings.TrimSuffix(strings.TrimPrefix(c.path, "/v1/"), "s"), id))
@@ -378,6 +427,9 @@ func (s *Server) listEntities(r *http.Request, ws string, c catalogKind) respons
 	if !good {
 		return res
 	}
+	if c.kind == store.KindIntegration {
+		return s.listIntegrations(r, ws, c, p) // crm.go: with the token state
+	}
 	items, next, err := s.Store.ListEntities(r.Context(), ws, c.kind, p)
 	if err != nil {
 		return listErr(err)
@@ -389,13 +441,14 @@ func (s *Server) listEntities(r *http.Request, ws string, c catalogKind) respons
 	return ok(map[string]any{c.list: views, "next_cursor": next})
 }
 
-// entityView is the public body plus id and times; secrets never appear, an
-// integration says whether it is connected, a channel whether it has a secret.
+// entityView is the public body plus id and times; secrets never appear, a
+// channel says whether it has a secret (an integration's view adds its token
+// state: integrationView in crm.go).
 func entityView(c catalogKind, e store.Entity) map[string]any {
 	out := map[string]any{}
 	_ = json.Unmarshal(e.Doc, &out)
 	if !c.singleton {
-		out[map[bool]string{true: "key", false: "id"}[c.param == "key"]] = e.ID
+		out["id"] = e.ID // a variable's key too: every entity answers its id
 	}
 	out["created_at"] = Time(e.CreatedAt)
 	out["updated_at"] = Time(e.UpdatedAt)
@@ -404,8 +457,6 @@ func entityView(c catalogKind, e store.Entity) map[string]any {
 	switch c.kind {
 	case store.KindChannel:
 		out["has_secret"] = secret["secret"] != ""
-	case store.KindIntegration:
-		out["connected"] = secret["access_token"] != "" || secret["refresh_token"] != ""
 	}
 	return out
 }

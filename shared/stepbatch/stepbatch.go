@@ -35,7 +35,8 @@ type Handler struct {
 	Visibility VisibilityAPI
 	// QueueURL is the URL of the queue the records came from (for Visibility).
 	QueueURL string
-	// Concurrency bounds records run at once (default 4).
+	// Concurrency bounds records run at once (default 10, a whole batch: a
+	// step mostly waits on the network, and a batch must fit the timeout).
 	Concurrency int
 	Log         *slog.Logger
 	// DeadLetters, when set, records a step whose attempt MaxReceives (the
@@ -67,7 +68,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	}
 	workers := h.Concurrency
 	if workers <= 0 {
-		workers = 4
+		workers = 10
 	}
 	var (
 		mu       sync.Mutex
