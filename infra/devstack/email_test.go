@@ -243,8 +243,8 @@ func TestSendEmail(t *testing.T) {
 		link.Path != "/v1/email-accounts/unsubscribe" || link.Query().Get("token") == "" {
 		t.Errorf("List-Unsubscribe = %q (%d)", unsub, n)
 	}
-	if _, n := m.header("List-Unsubscribe-Post"); n != 0 {
-		t.Errorf("List-Unsubscribe-Post sent, but the link is served with GET only")
+	if v, n := m.header("List-Unsubscribe-Post"); n != 1 || v != "List-Unsubscribe=One-Click" {
+		t.Errorf("List-Unsubscribe-Post = %q (%d), want RFC 8058 one-click", v, n)
 	}
 	if key, _ := m.header("X-Tunnels-Idempotency-Key"); key != first.StepID {
 		t.Errorf("idempotency key %q, want the step id %q", key, first.StepID)
@@ -485,6 +485,17 @@ func TestUnsubscribeLink(t *testing.T) {
 			!strings.Contains(string(body), "unsubscribed") || res.Header.Get("Cache-Control") != "no-store" {
 			t.Fatalf("GET %s = %d %s %q", link.Path, res.StatusCode, res.Header.Get("Content-Type"), body)
 		}
+	}
+	// The one-click POST a mailbox provider sends (RFC 8058) works too, again.
+	res, err = http.Post(sys.APIURL+link.RequestURI(), "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	public.checkContract(http.MethodPost, link.RequestURI(), nil, res, body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("one-click POST = %d %s", res.StatusCode, body)
 	}
 	// The subscriber had no linked account: one is made, unsubscribed, tied
 	// to the bot that sent the email.

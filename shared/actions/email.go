@@ -316,7 +316,7 @@ func (e *Email) deliver(ctx context.Context, ac *engine.ActionContext, bot strin
 	}
 	m := mail.Message{
 		From: from, To: to, Subject: c.subject, HTML: c.html, Text: c.text,
-		ListUnsubscribe: link, IdempotencyKey: s.ID,
+		ListUnsubscribe: link, ListUnsubscribePost: true, IdempotencyKey: s.ID,
 		// No List-Unsubscribe-Post: RFC 8058 one-click means mail providers
 		// POST to the link, and the API serves the link with GET only (the
 		// OpenAPI contract). Advertising one-click would make their

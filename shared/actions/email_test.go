@@ -321,7 +321,7 @@ func TestSendEmail(t *testing.T) {
 	if m.Text != "" || m.PlainText() != `Hello <b>Ann</b> & "Co"` {
 		t.Errorf("text = %q, derived %q", m.Text, m.PlainText())
 	}
-	if m.IdempotencyKey != "step-1" || m.ListUnsubscribePost {
+	if m.IdempotencyKey != "step-1" || !m.ListUnsubscribePost {
 		t.Errorf("idempotency key %q, one-click %v", m.IdempotencyKey, m.ListUnsubscribePost)
 	}
 	u, err := url.Parse(m.ListUnsubscribe)

@@ -18,7 +18,11 @@ type publicRoute struct {
 // publicRoutes are the paths that need no API key besides health and the
 // OpenAPI document: the unsubscribe link every email carries.
 func (s *Server) publicRoutes() []publicRoute {
-	return []publicRoute{{"GET " + actions.UnsubscribePath, s.unsubscribe}}
+	return []publicRoute{
+		{"GET " + actions.UnsubscribePath, s.unsubscribe},
+		// RFC 8058 one-click: a mailbox provider POSTs List-Unsubscribe=One-Click.
+		{"POST " + actions.UnsubscribePath, s.unsubscribe},
+	}
 }
 
 // unsubscribe is GET /v1/email-accounts/unsubscribe?token=...: it marks the
