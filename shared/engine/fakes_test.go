@@ -185,6 +185,18 @@ func (f *fakeStore) ClaimStep(ctx context.Context, s Step, now, leaseUntil time.
 	return Claim{State: Claimed, Token: it.token, Attempts: it.attempts, StartedAt: now, FirstAt: it.firstAt}, nil
 }
 
+func (f *fakeStore) StepsRecorded(ctx context.Context, ws, sub string, ids []string) (map[string]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if _, ok := f.steps[stepKey(Step{WS: ws, Sub: sub, ID: id})]; ok {
+			seen[id] = true
+		}
+	}
+	return seen, nil
+}
+
 func (f *fakeStore) ReleaseStep(ctx context.Context, s Step, token string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -14,6 +14,9 @@ type Store interface {
 	// ClaimStep takes the step for this invocation until leaseUntil, unless it
 	// is completed (Completed) or leased by another live invocation (Busy).
 	ClaimStep(ctx context.Context, s Step, now, leaseUntil time.Time) (Claim, error)
+	// StepsRecorded answers which of the steps have a record (claimed or
+	// finished); it is asked only when a finished step is delivered again.
+	StepsRecorded(ctx context.Context, ws, sub string, ids []string) (map[string]bool, error)
 	// ReleaseStep gives a claimed step back after a transient failure so the
 	// retry need not wait for the lease to run out.
 	ReleaseStep(ctx context.Context, s Step, token string) error

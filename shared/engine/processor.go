@@ -145,8 +145,15 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	}
 	switch claim.State {
 	case Completed:
-		// A duplicate: no effect again, but make sure the children were sent.
-		return p.emit(ctx, now, claim.Record.Children)
+		// A duplicate: no effect again, but make sure the children were sent
+		// (the first delivery may have died between its record and its
+		// enqueue). A child already claimed was sent: sending it again would
+		// only multiply copies down the tunnel when duplicates are frequent.
+		children, err := p.unclaimed(ctx, s, claim.Record.Children)
+		if err != nil {
+			return err
+		}
+		return p.emit(ctx, now, children)
 	case Busy:
 		return ErrBusy
 	}
@@ -209,6 +216,29 @@ func hasBlock(t *tunnel.Tunnel, id string) bool {
 func hasStep(t *tunnel.Tunnel, s Step) bool {
 	b, ok := t.Block(s.Block)
 	return ok && (b.Type != "action" || s.Action < len(b.Actions))
+}
+
+// unclaimed keeps the children that have no step record yet (steps of this
+// subscriber only: a START's first step of another tunnel is too).
+func (p *Processor) unclaimed(ctx context.Context, s Step, children []Outgoing) ([]Outgoing, error) {
+	if len(children) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, 0, len(children))
+	for _, c := range children {
+		ids = append(ids, c.Step.ID)
+	}
+	seen, err := p.Store.StepsRecorded(ctx, s.WS, s.Sub, ids)
+	if err != nil {
+		return nil, fmt.Errorf("look up children: %w", err)
+	}
+	out := children[:0:0]
+	for _, c := range children {
+		if !seen[c.Step.ID] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 func (p *Processor) leaseFor() time.Duration {

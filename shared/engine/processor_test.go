@@ -138,8 +138,8 @@ func TestProcessorJourney(t *testing.T) {
 		t.Errorf("run = %+v, want generation 1, recorded, pending 0", r)
 	}
 
-	// Duplicate deliveries of completed steps: no second effect, the same
-	// children again.
+	// Duplicate deliveries of completed steps: no second effect, and their
+	// children, all claimed already, are not sent again...
 	byID := map[string]Outgoing{}
 	for _, o := range processed {
 		byID[o.Step.ID] = o
@@ -148,11 +148,34 @@ func TestProcessorJourney(t *testing.T) {
 		id   string
 		want []Outgoing
 	}{
-		{root.ID, []Outgoing{byID[act0]}},
-		{act0, []Outgoing{byID[act1]}},
-		{act1, []Outgoing{byID[wait], byID[side]}},
-		{wait, []Outgoing{byID[bye]}},
+		{root.ID, nil},
+		{act0, nil},
+		{act1, nil},
+		{wait, nil},
 		{bye, nil},
+	}
+	for _, dup := range dups {
+		h.queue.take()
+		if err := h.process(byID[dup.id], 2); err != nil {
+			t.Fatalf("duplicate of %s: %v", byID[dup.id].Step.Block, err)
+		}
+		if got := h.queue.take(); len(got) != 0 {
+			t.Errorf("duplicate of %s re-emitted %+v; its children were claimed", byID[dup.id].Step.Block, got)
+		}
+	}
+	// ...but a child that never got a record (the first delivery died
+	// between its record and its enqueue) is sent again, the same step.
+	h.store.mu.Lock()
+	for _, id := range []string{side, bye} {
+		delete(h.store.steps, stepKey(byID[id].Step))
+	}
+	h.store.mu.Unlock()
+	dups = []struct {
+		id   string
+		want []Outgoing
+	}{
+		{act1, []Outgoing{byID[side]}}, // wait, its other child, has its record
+		{wait, []Outgoing{byID[bye]}},
 	}
 	for _, dup := range dups {
 		h.queue.take()

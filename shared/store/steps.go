@@ -580,3 +580,36 @@ func newToken() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// StepsRecorded answers which steps have a record, in batches of 100 keys
+// (BatchGetItem's limit), retrying what DynamoDB leaves unprocessed.
+func (st *Store) StepsRecorded(ctx context.Context, ws, sub string, ids []string) (map[string]bool, error) {
+	seen := make(map[string]bool, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), 100)
+		keys := make([]map[string]types.AttributeValue, 0, n)
+		for _, id := range ids[:n] {
+			keys = append(keys, key(subPK(ws, sub), stepSK(id)))
+		}
+		ids = ids[n:]
+		req := map[string]types.KeysAndAttributes{st.table: {
+			Keys: keys, ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("sk"),
+		}}
+		for attempt := 0; len(req) > 0; attempt++ {
+			out, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return nil, err
+			}
+			for _, it := range out.Responses[st.table] {
+				seen[strings.TrimPrefix(str(it, "sk"), "STEP#")] = true
+			}
+			req = out.UnprocessedKeys
+			if len(req) > 0 {
+				if err := backoff(ctx, attempt); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return seen, nil
+}
