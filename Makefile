@@ -35,8 +35,10 @@ deploy:
 	sam build
 	sam deploy --guided
 
+# make bench [BENCH_FLAGS="-subscribers 5000"]: engine and local-stack throughput,
+# AWS calls and cost per step, cold starts and memory; writes BENCHMARKS.md (infra/bench).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./shared/...
+	$(GO) run ./infra/bench $(BENCH_FLAGS)
 
 clean:
 	rm -rf .aws-sam .tunnels

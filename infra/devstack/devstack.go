@@ -14,10 +14,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/tunnels/tunnels/infra/localstack"
 	"github.com/tunnels/tunnels/shared/app"
@@ -39,6 +41,17 @@ type Options struct {
 	// Env overrides function environment variables (after the template's).
 	Env map[string]string
 	Log *slog.Logger
+	// Faults switches on fault injection (TUNNELS_FAULTS, see
+	// localstack.ParseFaults); the zero value injects nothing. The pollers
+	// duplicate, reorder and crash deliveries, and the functions' AWS calls
+	// are throttled; the API's own workspace set-up at start is not.
+	Faults localstack.Faults
+	// CountCalls, when set, counts every AWS call the functions make (labelled
+	// with the function's logical id) and the pollers' SQS calls (labelled
+	// EventSourceMapping: on AWS, Lambda's pollers make and bill them).
+	CountCalls *localstack.CallCounter
+
+	faultsErr error // a TUNNELS_FAULTS that FromEnv could not read
 }
 
 // System is a running local deployment.
@@ -52,6 +65,9 @@ type System struct {
 	Resources   *localstack.Resources
 	Clients     *localstack.Clients
 	Store       *store.Store
+	// Faults injects the faults of Options.Faults (nil when there are none);
+	// its Stats say what was injected.
+	Faults *localstack.Injector
 
 	server *http.Server
 	cancel context.CancelFunc
@@ -62,15 +78,20 @@ type System struct {
 
 // FromEnv reads the Options of SPEC section 7 from the environment.
 func FromEnv() Options {
-	return Options{
+	o := Options{
 		HTTPAddr:    os.Getenv("TUNNELS_HTTP_ADDR"),
 		DevAPIKey:   os.Getenv("TUNNELS_DEV_API_KEY"),
 		AdminToken:  os.Getenv("TUNNELS_ADMIN_TOKEN"),
 		EgressAllow: os.Getenv("TUNNELS_EGRESS_ALLOW"),
 	}
+	o.Faults, o.faultsErr = localstack.ParseFaults(os.Getenv("TUNNELS_FAULTS"))
+	return o
 }
 
 func (o *Options) defaults() error {
+	if o.faultsErr != nil {
+		return fmt.Errorf("TUNNELS_FAULTS: %w", o.faultsErr)
+	}
 	if o.HTTPAddr == "" {
 		o.HTTPAddr = "127.0.0.1:3000"
 	}
@@ -104,7 +125,8 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		return nil, fmt.Errorf("start emulators: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	sys := &System{Stack: stack, Endpoints: stack.Endpoints, cancel: cancel, APIKey: opts.DevAPIKey, AdminToken: opts.AdminToken}
+	sys := &System{Stack: stack, Endpoints: stack.Endpoints, cancel: cancel, APIKey: opts.DevAPIKey, AdminToken: opts.AdminToken,
+		Faults: localstack.NewInjector(opts.Faults)}
 	defer func() {
 		if err != nil {
 			_ = sys.Close()
@@ -120,6 +142,12 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	awsCfg, err := stack.AWSConfig(ctx)
 	if err != nil {
 		return nil, err
+	}
+	pollSQS := sys.Clients.SQS
+	if opts.CountCalls != nil {
+		cfg := awsCfg.Copy()
+		cfg.APIOptions = append(slices.Clone(cfg.APIOptions), opts.CountCalls.APIOption("EventSourceMapping"))
+		pollSQS = sqs.NewFromConfig(cfg, localstack.WithSQSEndpoint(stack.Endpoints.SQS))
 	}
 
 	var api http.Handler
@@ -138,11 +166,20 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 			return nil, fmt.Errorf("%s: %w", fn.LogicalID, err)
 		}
 		flog := log.With("function", fn.LogicalID)
+		fnCfg := awsCfg.Copy()
+		fnCfg.APIOptions = slices.Clone(fnCfg.APIOptions) // Copy shares the slice
+		if opts.CountCalls != nil {
+			fnCfg.APIOptions = append(fnCfg.APIOptions, opts.CountCalls.APIOption(fn.LogicalID))
+		}
+		if sys.Faults != nil {
+			fnCfg.APIOptions = append(fnCfg.APIOptions, sys.Faults.APIOption(fn.LogicalID))
+		}
 		// DynamoDB Local's error answers carry a CRC32 the SDK cannot match
 		// (it warns on every conditional-check failure); AWS's are fine.
-		deps := app.New(cfg, awsCfg, flog, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
+		deps := app.New(cfg, fnCfg, flog, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
 		if sys.Store == nil {
-			sys.Store = deps.Store()
+			// The system's own store: neither counted nor throttled.
+			sys.Store = store.New(sys.Clients.DynamoDB, cfg.Table)
 		}
 		switch {
 		case len(fn.HTTP) > 0:
@@ -150,7 +187,8 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		case len(fn.SQS) > 0:
 			h := app.StepHandler(deps, engine.Kind(fn.Name))
 			for _, ev := range fn.SQS {
-				p := localstack.NewPoller(sys.Clients.SQS, fn, ev, h.Handle, flog)
+				p := localstack.NewPoller(pollSQS, fn, ev, h.Handle, flog)
+				p.Faults = sys.Faults
 				sys.goRun(func() error { return p.Run(runCtx) })
 			}
 		case len(fn.Schedules) > 0:

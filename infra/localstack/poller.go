@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -54,6 +55,9 @@ type Poller struct {
 	Logger  *slog.Logger
 	// FunctionName goes into the invoked function ARN of the Lambda context.
 	FunctionName string
+	// Faults, when not nil, duplicates, reorders and crashes deliveries
+	// (see Faults); nil delivers as Lambda does.
+	Faults *Injector
 }
 
 // NewPoller configures a Poller for an SQS event of a template function.
@@ -96,19 +100,25 @@ func (p *Poller) Run(ctx context.Context) error {
 	}
 	p.Logger = p.Logger.With("queue", p.QueueURL)
 	var wg sync.WaitGroup
-	for range p.Concurrency {
+	for i := range p.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.loop(ctx)
+			p.loop(ctx, p.Faults.forPoller(p.FunctionName+"/"+p.QueueARN+"/"+strconv.Itoa(i)))
 		}()
 	}
 	wg.Wait()
 	return nil
 }
 
-func (p *Poller) loop(ctx context.Context) {
+func (p *Poller) loop(ctx context.Context, faults *deliveryFaults) {
 	backoff := 100 * time.Millisecond
+	// Messages a fault held back are delivered before the loop ends.
+	defer func() {
+		if faults != nil && len(faults.held) > 0 {
+			p.invoke(ctx, faults.next(nil), faults)
+		}
+	}()
 	for ctx.Err() == nil {
 		msgs, err := p.collect(ctx)
 		if err != nil {
@@ -121,8 +131,8 @@ func (p *Poller) loop(ctx context.Context) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		if len(msgs) > 0 {
-			p.invoke(ctx, msgs)
+		if msgs = faults.next(msgs); len(msgs) > 0 {
+			p.invoke(ctx, msgs, faults)
 		}
 	}
 }
@@ -178,8 +188,40 @@ func (p *Poller) collect(ctx context.Context) ([]sqstypes.Message, error) {
 	}
 }
 
-// invoke calls the handler with one batch and deletes what succeeded.
-func (p *Poller) invoke(ctx context.Context, msgs []sqstypes.Message) {
+// invoke calls the handler with one batch and deletes what succeeded. Under
+// faults the batch may be delivered twice (a message is deleted when either
+// delivery succeeded with it) and the acknowledgement may be lost.
+func (p *Poller) invoke(ctx context.Context, msgs []sqstypes.Message, faults *deliveryFaults) {
+	plan := faults.plan(msgs)
+	var del []sqstypes.Message
+	switch {
+	case plan.Again == nil:
+		del = p.call(ctx, msgs)
+	case plan.Concurrent:
+		var wg sync.WaitGroup
+		var again []sqstypes.Message
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			again = p.call(ctx, plan.Again)
+		}()
+		del = p.call(ctx, msgs)
+		wg.Wait()
+		del = union(del, again)
+	default:
+		del = p.call(ctx, msgs)
+		del = union(del, p.call(ctx, plan.Again))
+	}
+	if plan.Crash {
+		p.Logger.Debug("fault: invocation crashed before acknowledging", "records", len(msgs))
+		p.comeBack(ctx, msgs, faults.in.cfg.CrashVisibility)
+		return
+	}
+	p.delete(ctx, del)
+}
+
+// call invokes the handler once and answers the messages to delete.
+func (p *Poller) call(ctx context.Context, msgs []sqstypes.Message) []sqstypes.Message {
 	ev := SQSEventFor(msgs, p.QueueARN)
 	reqID := newRequestID()
 	// The batch in hand is finished even if Run is being stopped.
@@ -199,7 +241,32 @@ func (p *Poller) invoke(ctx context.Context, msgs []sqstypes.Message) {
 	} else {
 		log.Debug("batch done", "deleted", len(del))
 	}
-	p.delete(ctx, del)
+	return del
+}
+
+// comeBack makes messages visible again after d (a crashed invocation's
+// batch), when the client can; otherwise they wait out their visibility
+// timeout.
+func (p *Poller) comeBack(ctx context.Context, msgs []sqstypes.Message, d time.Duration) {
+	api, ok := p.Client.(visibilityBatchAPI)
+	if !ok {
+		return
+	}
+	bg := context.WithoutCancel(ctx)
+	for chunk := range slices.Chunk(msgs, 10) {
+		entries := make([]sqstypes.ChangeMessageVisibilityBatchRequestEntry, 0, len(chunk))
+		for i, m := range chunk {
+			entries = append(entries, sqstypes.ChangeMessageVisibilityBatchRequestEntry{
+				Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: int32(d.Round(time.Second) / time.Second),
+			})
+		}
+		cctx, cancel := context.WithTimeout(bg, 10*time.Second)
+		_, err := api.ChangeMessageVisibilityBatch(cctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(p.QueueURL), Entries: entries})
+		cancel()
+		if err != nil {
+			p.Logger.Warn("fault: could not shorten a crashed batch's visibility", "err", err)
+		}
+	}
 }
 
 // callSafely turns a handler panic into an error, as Lambda reports a

@@ -1,0 +1,407 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tunnels/tunnels/infra/load"
+	"github.com/tunnels/tunnels/shared/actions"
+	"github.com/tunnels/tunnels/shared/engine"
+	"github.com/tunnels/tunnels/shared/tunnel"
+)
+
+// The engine in process: the real engine.Processor and the real tag actions
+// over ports kept in memory (below), steps passed through a channel in their
+// wire form (encoded and decoded, as SQS carries them). What it measures is
+// the engine's own cost per step; the local stack's figure adds DynamoDB,
+// SQS and HTTP. Delays are not waited out (a delayed step is handed on at
+// once): this counts work, not time.
+
+// engineResult is what the in-process run measured.
+type engineResult struct {
+	Runs        int
+	Steps       int64
+	Workers     int
+	Elapsed     time.Duration
+	StepsPerSec float64
+}
+
+func runEngine(ctx context.Context, runs, workers int) (engineResult, error) {
+	res, _, err := runEngineWith(ctx, runs, workers)
+	return res, err
+}
+
+func runEngineWith(ctx context.Context, runs, workers int) (engineResult, *memStore, error) {
+	t, errs := tunnel.Parse([]byte(load.Tunnel))
+	if len(errs) > 0 {
+		return engineResult{}, nil, fmt.Errorf("load tunnel: %v", errs)
+	}
+	st := newMemStore([]string{"lead", "engaged"})
+	q := &memQueue{ch: make(chan []byte, runs*2+64)}
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tunnels := memTunnels{"load": t}
+	procs := map[engine.Kind]*engine.Processor{}
+	for _, k := range []engine.Kind{engine.KindFlow, engine.KindTags} {
+		p := &engine.Processor{
+			Kind: k, Store: st, Queue: q, Tunnels: tunnels, Messenger: memMessenger{},
+			MaxAttempts: 5, Log: discard, Lease: 30 * time.Second,
+		}
+		if k == engine.KindTags {
+			p.Actions = actions.Tags(st)
+		}
+		procs[k] = p
+	}
+
+	const ws = "ws_bench"
+	now := time.Now().UTC()
+	for i := range runs {
+		sub := fmt.Sprintf("sub%07d", i)
+		st.put(&engine.Subscriber{
+			ID: sub, WS: ws, FirstName: "Bench", Channels: []engine.Identity{{Channel: "telegram", ExternalID: sub}},
+			Runs: map[string]engine.Run{engine.RunKey("load", engine.ChannelChat): {
+				Tunnel: "load", Channel: engine.ChannelChat, Gen: 1, Recorded: true, Pending: 1, StartedAt: now, StartedBy: "ev" + sub,
+			}},
+			Stops: map[string][]engine.StopMarker{}, Fields: map[string]any{},
+		})
+	}
+	want := int64(runs * load.StepsPerRun)
+	start := time.Now()
+	for i := range runs {
+		sub := fmt.Sprintf("sub%07d", i)
+		first := engine.Step{V: engine.MessageVersion, ID: engine.DeriveID(ws, "event", sub), WS: ws, Sub: sub,
+			Tunnel: "load", Channel: engine.ChannelChat, Gen: 1, Block: t.Entry, At: now}
+		if err := q.Send(ctx, now, []engine.Outgoing{{Kind: engine.StepKind(t, first), Step: first}}); err != nil {
+			return engineResult{}, nil, err
+		}
+	}
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				case body := <-q.ch:
+					kind, step := decodeOutgoing(body)
+					s, err := engine.Decode(step)
+					if err != nil {
+						failed.Add(1)
+						continue
+					}
+					if err := procs[kind].Process(ctx, s, 1); err != nil {
+						failed.Add(1)
+						q.ch <- body // retried, as the queue would
+					}
+				}
+			}
+		}()
+	}
+	for st.completed.Load() < want {
+		if ctx.Err() != nil {
+			close(done)
+			wg.Wait()
+			return engineResult{}, nil, ctx.Err()
+		}
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	close(done)
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		return engineResult{}, nil, fmt.Errorf("%d step deliveries failed in memory", n)
+	}
+	return engineResult{Runs: runs, Steps: want, Workers: workers, Elapsed: elapsed, StepsPerSec: float64(want) / elapsed.Seconds()}, st, nil
+}
+
+// The wire form through the channel: kind, a newline, the step's SQS body.
+func encodeOutgoing(o engine.Outgoing) []byte {
+	return append([]byte(string(o.Kind)+"\n"), o.Step.Encode()...)
+}
+
+func decodeOutgoing(b []byte) (engine.Kind, []byte) {
+	i := slices.Index(b, '\n')
+	return engine.Kind(b[:i]), b[i+1:]
+}
+
+type memQueue struct{ ch chan []byte }
+
+func (q *memQueue) Send(ctx context.Context, now time.Time, out []engine.Outgoing) error {
+	for _, o := range out {
+		q.ch <- encodeOutgoing(o)
+	}
+	return nil
+}
+
+type memTunnels map[string]*tunnel.Tunnel
+
+func (m memTunnels) Tunnel(ctx context.Context, ws, id string) (*tunnel.Tunnel, error) {
+	if t, ok := m[id]; ok {
+		return t, nil
+	}
+	return nil, engine.ErrNotFound
+}
+
+type memMessenger struct{}
+
+func (memMessenger) Deliver(ctx context.Context, ws string, d engine.ChatDelivery) (map[string]any, error) {
+	return map[string]any{"connector_status": 202}, nil
+}
+
+// memStore keeps the engine's state in memory, sharded by subscriber so
+// workers on different subscribers do not wait for one lock. It follows the
+// store's contract (claims with leases and tokens, completion that moves the
+// run's pending count while the run is the step's generation).
+type memStore struct {
+	shards    [64]shard
+	tags      map[string]bool
+	completed atomic.Int64
+	tokens    atomic.Int64
+}
+
+type shard struct {
+	mu    sync.Mutex
+	subs  map[string]*engine.Subscriber
+	steps map[string]*memStep
+	joins map[string]map[string]bool
+	chats map[string]engine.ChatMessage
+}
+
+type memStep struct {
+	inProgress bool
+	token      string
+	leaseUntil time.Time
+	attempts   int
+	firstAt    time.Time
+	rec        engine.StepRecord
+}
+
+func newMemStore(tags []string) *memStore {
+	st := &memStore{tags: map[string]bool{}}
+	for _, t := range tags {
+		st.tags[t] = true
+	}
+	for i := range st.shards {
+		st.shards[i] = shard{subs: map[string]*engine.Subscriber{}, steps: map[string]*memStep{},
+			joins: map[string]map[string]bool{}, chats: map[string]engine.ChatMessage{}}
+	}
+	return st
+}
+
+func (st *memStore) shard(ws, sub string) *shard {
+	h := fnv.New32a()
+	h.Write([]byte(ws + "/" + sub))
+	return &st.shards[h.Sum32()%uint32(len(st.shards))]
+}
+
+func (st *memStore) put(s *engine.Subscriber) {
+	sh := st.shard(s.WS, s.ID)
+	sh.mu.Lock()
+	sh.subs[s.ID] = s
+	sh.mu.Unlock()
+}
+
+func copySub(s *engine.Subscriber) *engine.Subscriber {
+	c := *s
+	c.Tags = slices.Clone(s.Tags)
+	c.Channels = slices.Clone(s.Channels)
+	c.Runs = make(map[string]engine.Run, len(s.Runs))
+	for k, v := range s.Runs {
+		c.Runs[k] = v
+	}
+	c.Stops = make(map[string][]engine.StopMarker, len(s.Stops))
+	for k, v := range s.Stops {
+		c.Stops[k] = slices.Clone(v)
+	}
+	return &c
+}
+
+func (st *memStore) Subscriber(ctx context.Context, ws, id string) (*engine.Subscriber, error) {
+	sh := st.shard(ws, id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.subs[id]
+	if !ok {
+		return nil, engine.ErrNotFound
+	}
+	return copySub(s), nil
+}
+
+func (st *memStore) ClaimStep(ctx context.Context, s engine.Step, now, leaseUntil time.Time) (engine.Claim, error) {
+	sh := st.shard(s.WS, s.Sub)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	it, ok := sh.steps[s.ID]
+	switch {
+	case !ok:
+		it = &memStep{firstAt: now}
+		sh.steps[s.ID] = it
+	case !it.inProgress:
+		rec := it.rec
+		return engine.Claim{State: engine.Completed, Record: &rec}, nil
+	case !it.leaseUntil.Before(now):
+		return engine.Claim{State: engine.Busy}, nil
+	}
+	it.inProgress = true
+	it.token = fmt.Sprint(st.tokens.Add(1))
+	it.leaseUntil = leaseUntil
+	it.attempts++
+	return engine.Claim{State: engine.Claimed, Token: it.token, Attempts: it.attempts, StartedAt: now, FirstAt: it.firstAt}, nil
+}
+
+func (st *memStore) StepsRecorded(ctx context.Context, ws, sub string, ids []string) (map[string]bool, error) {
+	sh := st.shard(ws, sub)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if _, ok := sh.steps[id]; ok {
+			seen[id] = true
+		}
+	}
+	return seen, nil
+}
+
+func (st *memStore) ReleaseStep(ctx context.Context, s engine.Step, token string) error {
+	sh := st.shard(s.WS, s.Sub)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if it, ok := sh.steps[s.ID]; ok && it.inProgress && it.token == token {
+		it.leaseUntil = time.Time{}
+	}
+	return nil
+}
+
+func (st *memStore) CompleteStep(ctx context.Context, rec engine.StepRecord, token string, runDelta int) (bool, error) {
+	s := rec.Step
+	sh := st.shard(s.WS, s.Sub)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	it, ok := sh.steps[s.ID]
+	if !ok || !it.inProgress || it.token != token {
+		return false, nil
+	}
+	it.inProgress, it.token, it.rec = false, "", rec
+	if sub := sh.subs[s.Sub]; sub != nil && runDelta != 0 {
+		k := engine.RunKey(s.Tunnel, s.Channel)
+		if r, ok := sub.Runs[k]; ok && r.Gen == s.Gen {
+			r.Pending += runDelta
+			sub.Runs[k] = r
+		}
+	}
+	st.completed.Add(1)
+	return true, nil
+}
+
+func (st *memStore) StartRun(ctx context.Context, ws, id string, r engine.RunStart) (int, error) {
+	sh := st.shard(ws, id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sub, ok := sh.subs[id]
+	if !ok {
+		return 0, engine.ErrNotFound
+	}
+	k := engine.RunKey(r.Tunnel, r.Channel)
+	old := sub.Runs[k]
+	if old.StartedBy == r.By && old.Gen > 0 {
+		return old.Gen, nil
+	}
+	sub.Runs[k] = engine.Run{Tunnel: r.Tunnel, Channel: r.Channel, Gen: old.Gen + 1, Recorded: old.Recorded || r.Recorded,
+		Pending: r.Pending, StartedAt: r.At, StartedBy: r.By}
+	return old.Gen + 1, nil
+}
+
+func (st *memStore) AddStop(ctx context.Context, ws, id, tunnelID string, m engine.StopMarker) error {
+	sh := st.shard(ws, id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sub, ok := sh.subs[id]
+	if !ok {
+		return engine.ErrNotFound
+	}
+	for _, old := range sub.Stops[tunnelID] {
+		if old.StepID == m.StepID {
+			return nil
+		}
+	}
+	sub.Stops[tunnelID] = append(sub.Stops[tunnelID], m)
+	return nil
+}
+
+func (st *memStore) JoinBlock(ctx context.Context, ws, id, join, block string, total int, by string) (bool, error) {
+	sh := st.shard(ws, id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	j := sh.joins[join]
+	if j == nil {
+		j = map[string]bool{}
+		sh.joins[join] = j
+	}
+	j[block] = true
+	if len(j) < total {
+		return false, nil
+	}
+	if j["#released"] {
+		return false, nil
+	}
+	j["#released"] = true
+	return true, nil
+}
+
+func (st *memStore) SaveChatMessage(ctx context.Context, ws, id string, m engine.ChatMessage) error {
+	sh := st.shard(ws, id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.chats[m.ID]; !ok {
+		sh.chats[m.ID] = m
+	}
+	return nil
+}
+
+func (st *memStore) PutTimer(ctx context.Context, o engine.Outgoing) error {
+	return fmt.Errorf("the in-process bench has no timers (step %s due %v)", o.Step.ID, o.Step.Due)
+}
+
+// The tag actions' store.
+
+func (st *memStore) TagIDs(ctx context.Context, ws string) (map[string]bool, error) {
+	return st.tags, nil
+}
+
+func (st *memStore) AddTags(ctx context.Context, ws, id string, tags []string) error {
+	return st.changeTags(ws, id, tags, true)
+}
+
+func (st *memStore) RemoveTags(ctx context.Context, ws, id string, tags []string) error {
+	return st.changeTags(ws, id, tags, false)
+}
+
+func (st *memStore) changeTags(ws, id string, tags []string, add bool) error {
+	sh := st.shard(ws, id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sub, ok := sh.subs[id]
+	if !ok {
+		return engine.ErrNotFound
+	}
+	for _, t := range tags {
+		has := slices.Contains(sub.Tags, t)
+		switch {
+		case add && !has:
+			sub.Tags = append(sub.Tags, t)
+		case !add && has:
+			sub.Tags = slices.DeleteFunc(sub.Tags, func(x string) bool { return x == t })
+		}
+	}
+	return nil
+}
