@@ -224,7 +224,7 @@ func TestChaos(t *testing.T) {
 	// read everything once more.
 	time.Sleep(3 * time.Second)
 
-	repeats, repeatedSteps, stopRaces := 0, 0, 0
+	repeats, repeatedSteps := 0, 0
 	for _, sub := range subs {
 		j := c.journey(sub)
 		byID := map[string]journeyStep{}
@@ -252,19 +252,6 @@ func TestChaos(t *testing.T) {
 		}
 		order := map[string]int{"s1": 0, "s-wait": 1, "s2": 2}
 		slices.SortFunc(side, func(a, b journeyStep) int { return order[a.Block] - order[b.Block] })
-		// A known engine race, reported: a step of the stopped tunnel that
-		// began after the STOP's own start time but read the profile before
-		// the STOP wrote its marker runs, and its child (stamped with that
-		// later time) escapes the marker. Only that window is let through.
-		raced := false
-		if halt, ok := find(j, "main", "halt", 0); ok && len(side) == 3 && side[2].Status == "done" &&
-			side[1].StartedAt.After(halt.StartedAt) && side[1].StartedAt.Before(halt.FinishedAt) {
-			stopRaces++
-			raced = true
-			t.Logf("%s: STOP race: side/s-wait started %s, inside STOP's %s..%s; its child s2 escaped the marker",
-				sub, side[1].StartedAt.Format("15:04:05.000"), halt.StartedAt.Format("15:04:05.000"), halt.FinishedAt.Format("15:04:05.000"))
-			side = nil
-		}
 		for i, s := range side {
 			last := i == len(side)-1
 			if order[s.Block] != i || (!last && s.Status != "done") || (last && (s.Status != "skipped" || s.Reason != "stopped")) {
@@ -272,7 +259,7 @@ func TestChaos(t *testing.T) {
 				break
 			}
 		}
-		if len(side) == 0 && !raced {
+		if len(side) == 0 {
 			t.Errorf("%s: no side steps:%s", sub, describe(j))
 		}
 		for _, s := range j {
@@ -341,11 +328,11 @@ func TestChaos(t *testing.T) {
 		t.Errorf("messages with bad signatures: %v", bad[:min(3, len(bad))])
 	}
 
-	// How many step messages the faults made. A delivery of a finished step
-	// re-sends only the children nobody claimed yet; when it re-sent them
-	// all, "every message twice" doubled the copies at every hop (2^n
-	// messages for a step n hops down): 15.9 per step on this tunnel, 5.6
-	// since. The bound catches the doubling coming back.
+	// How many step messages the faults made. Only a message delivered
+	// again re-sends the children nobody claimed yet; when every delivery of
+	// a finished step re-sent them all, "every message twice" doubled the
+	// copies at every hop (2^n messages for a step n hops down): 15.9 per
+	// step on this tunnel. The bound catches the multiplying coming back.
 	sent, steps := int64(0), 0
 	for k, v := range counter.Snapshot() {
 		if k.Operation == "SendMessageBatch" {
@@ -356,12 +343,12 @@ func TestChaos(t *testing.T) {
 		steps += len(c.journey(sub))
 	}
 	t.Logf("%d steps recorded; %d step messages sent (%.1f per step)", steps, sent, float64(sent)/float64(steps))
-	if float64(sent) > 10*float64(steps) {
+	if float64(sent) > 3*float64(steps) {
 		t.Errorf("%d step messages for %d steps: duplicates multiply down the tunnel", sent, steps)
 	}
 	st := chaos.Faults.Stats()
-	t.Logf("%d subscribers done in %s under faults %+v; %d API retries by the client; %d repeated gateway deliveries on %d steps (each within its step's attempts); %d STOP races",
-		subscribers, time.Since(began).Round(time.Second), st, c.retries, repeats, repeatedSteps, stopRaces)
+	t.Logf("%d subscribers done in %s under faults %+v; %d API retries by the client; %d repeated gateway deliveries on %d steps (each within its step's attempts)",
+		subscribers, time.Since(began).Round(time.Second), st, c.retries, repeats, repeatedSteps)
 	if st.Duplicated == 0 || st.Concurrent == 0 || st.Held == 0 || st.Crashed == 0 || st.Throttled == 0 {
 		t.Errorf("some fault never happened: %+v", st)
 	}

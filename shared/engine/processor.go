@@ -74,6 +74,12 @@ type Variables interface {
 	Variables(ctx context.Context, ws string) (map[string]string, error)
 }
 
+// stopMargin puts a STOP marker's time past the moment its write lands: a
+// step that read the profile just before the marker existed was pending when
+// the STOP ran, and its children (stamped with that step's earlier time) are
+// dropped. Later sendings are told apart by their generation, not by time.
+const stopMargin = 2 * time.Second
+
 // Processor runs the steps of one kind.
 type Processor struct {
 	Kind      Kind
@@ -149,6 +155,15 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 		// (the first delivery may have died between its record and its
 		// enqueue). A child already claimed was sent: sending it again would
 		// only multiply copies down the tunnel when duplicates are frequent.
+		// Only a message delivered again can be the one whose enqueue died:
+		// a message is deleted only after its children were sent, so one
+		// whose invocation died (or whose enqueue failed) comes back with a
+		// receive count above 1. A copy delivered for the first time leaves
+		// the re-sending to its original, or copies would multiply down the
+		// tunnel when duplicates are frequent.
+		if attempt < 2 {
+			return nil
+		}
 		children, err := p.unclaimed(ctx, s, claim.Record.Children)
 		if err != nil {
 			return err
@@ -426,7 +441,7 @@ func (p *Processor) stop(ctx context.Context, ac *ActionContext) (Outcome, error
 		target = s.Tunnel
 	}
 	m := StopMarker{
-		At: ac.Now, Block: a.Block, StepID: s.ID,
+		At: p.now().Add(stopMargin), Block: a.Block, StepID: s.ID,
 		ByTunnel: s.Tunnel, ByBlock: s.Block, ByGen: s.Gen, ByAction: s.Action, ByChan: s.Channel,
 		Gens: map[string]int{},
 	}

@@ -170,6 +170,13 @@ func TestProcessorJourney(t *testing.T) {
 		delete(h.store.steps, stepKey(byID[id].Step))
 	}
 	h.store.mu.Unlock()
+	// A copy delivered for the first time leaves that to its original.
+	if err := h.process(byID[wait], 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.queue.take(); len(got) != 0 {
+		t.Errorf("a first delivery of a finished step re-sent %+v", got)
+	}
 	dups = []struct {
 		id   string
 		want []Outgoing
@@ -730,7 +737,7 @@ func TestProcessorStartAndStop(t *testing.T) {
 	}
 	step(62*time.Second, halt)
 	again := h.queue.take()
-	wantMarker := StopMarker{At: t0.Add(62 * time.Second), ByTunnel: "main", ByBlock: "halt", ByGen: 1,
+	wantMarker := StopMarker{At: t0.Add(62*time.Second + stopMargin), ByTunnel: "main", ByBlock: "halt", ByGen: 1,
 		ByChan: ChannelChat, ByAction: 0, StepID: halt.Step.ID, Gens: map[string]int{ChannelChat: 1}}
 	if ms := h.store.sub(testWS, testSub).Stops["other"]; !reflect.DeepEqual(ms, []StopMarker{wantMarker}) {
 		t.Fatalf("stop markers = %+v, want %+v", ms, wantMarker)
