@@ -74,6 +74,10 @@ type Variables interface {
 	Variables(ctx context.Context, ws string) (map[string]string, error)
 }
 
+// ResendDelay is how long a duplicate of a finished step waits before its
+// copies of the step's unclaimed children are delivered.
+const ResendDelay = 30 * time.Second
+
 // stopMargin puts a STOP marker's time past the moment its write lands: a
 // step that read the profile just before the marker existed was pending when
 // the STOP ran, and its children (stamped with that step's earlier time) are
@@ -155,18 +159,20 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 		// (the first delivery may have died between its record and its
 		// enqueue). A child already claimed was sent: sending it again would
 		// only multiply copies down the tunnel when duplicates are frequent.
-		// Only a message delivered again can be the one whose enqueue died:
-		// a message is deleted only after its children were sent, so one
-		// whose invocation died (or whose enqueue failed) comes back with a
-		// receive count above 1. A copy delivered for the first time leaves
-		// the re-sending to its original, or copies would multiply down the
-		// tunnel when duplicates are frequent.
-		if attempt < 2 {
-			return nil
-		}
+		// The delivery that recorded the step may still be sending its
+		// children, or may have failed to: this copy cannot tell. It re-sends
+		// the children nobody claimed yet, delayed by ResendDelay, by when a
+		// healthy first delivery's children have long been claimed, so the
+		// late copies are no-ops and do not multiply down the tunnel.
 		children, err := p.unclaimed(ctx, s, claim.Record.Children)
 		if err != nil {
 			return err
+		}
+		later := now.Add(ResendDelay)
+		for i := range children {
+			if d := children[i].Step.Due; d == nil || d.Before(later) {
+				children[i].Step.Due = &later
+			}
 		}
 		return p.emit(ctx, now, children)
 	case Busy:
