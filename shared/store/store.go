@@ -164,19 +164,22 @@ func (st *Store) query(ctx context.Context, in *dynamodb.QueryInput, p Page, cur
 	}
 	in.TableName = aws.String(st.table)
 	in.ExclusiveStartKey = start
+	// One item more than the page is read, so the last page says so with a
+	// null cursor even when it is exactly full.
 	var items []map[string]types.AttributeValue
 	for {
-		in.Limit = aws.Int32(int32(limit - len(items)))
+		in.Limit = aws.Int32(int32(limit + 1 - len(items)))
 		out, err := st.db.Query(ctx, in)
 		if err != nil {
 			return nil, nil, err
 		}
 		items = append(items, out.Items...)
+		if len(items) > limit {
+			items = items[:limit]
+			return items, encodeCursor(lastKey(items[limit-1], cursorKeys)), nil
+		}
 		if len(out.LastEvaluatedKey) == 0 {
 			return items, nil, nil
-		}
-		if len(items) >= limit {
-			return items, encodeCursor(lastKey(items[len(items)-1], cursorKeys)), nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
