@@ -1,6 +1,7 @@
 package httpreq
 
 import (
+	"golang.org/x/net/http/httpguts"
 	"net/url"
 	"strings"
 
@@ -83,7 +84,7 @@ func MaskHeaders(hs []tunnel.NameValue) []tunnel.NameValue {
 func maskHeaderValue(name, value string) string {
 	switch strings.ToLower(name) {
 	case "authorization", "proxy-authorization":
-		if scheme, _, ok := strings.Cut(strings.TrimSpace(value), " "); ok && validToken(scheme) {
+		if scheme, _, ok := strings.Cut(strings.TrimSpace(value), " "); ok && httpguts.ValidHeaderFieldName(scheme) {
 			return scheme + " " + masked
 		}
 	}

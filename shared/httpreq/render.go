@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/net/http/httpguts"
 	"io"
 	"net/url"
 	"strings"
@@ -204,7 +205,7 @@ func indexOutside(s string, from int, chars string, ps []render.Placeholder) int
 
 // renderHeader renders a header value and refuses what would split or corrupt it.
 func renderHeader(h tunnel.NameValue, data render.Data) (string, error) {
-	if !validToken(h.Name) {
+	if !httpguts.ValidHeaderFieldName(h.Name) {
 		return "", invalid("header %q: not a valid header name", h.Name)
 	}
 	v := render.Render(h.Value, data)
@@ -217,7 +218,7 @@ func renderHeader(h tunnel.NameValue, data render.Data) (string, error) {
 // checkHeader refuses an invalid name, and a value with a line break (which would let
 // data add headers or a body) or another control character (tab excepted).
 func checkHeader(name, value string) error {
-	if !validToken(name) {
+	if !httpguts.ValidHeaderFieldName(name) {
 		return invalid("header %q: not a valid header name", name)
 	}
 	if strings.ContainsAny(value, "\r\n") {
@@ -229,23 +230,6 @@ func checkHeader(name, value string) error {
 		}
 	}
 	return nil
-}
-
-// validToken reports whether s is an HTTP token (RFC 9110 section 5.6.2).
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // renderJSON rewrites a JSON body with its strings rendered.

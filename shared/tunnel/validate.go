@@ -3,6 +3,7 @@ package tunnel
 import (
 	"encoding/json"
 	"fmt"
+	"golang.org/x/net/http/httpguts"
 	"net/url"
 	"strconv"
 	"strings"
@@ -415,7 +416,7 @@ func (v *validator) externalRequest(ap string, a *Action) {
 		switch {
 		case h.Name == "":
 			v.add(hp+"/name", "header name is required")
-		case !validToken(h.Name):
+		case !httpguts.ValidHeaderFieldName(h.Name):
 			v.add(hp+"/name", "%q is not a valid HTTP header name", h.Name)
 		case reservedHeaders[strings.ToLower(h.Name)]:
 			v.add(hp+"/name", "header %q is set by Tunnels and cannot be set here", h.Name)
@@ -550,24 +551,6 @@ func checkURL(raw string) string {
 		return "url has no host"
 	}
 	return ""
-}
-
-// validToken reports whether s is an HTTP token (RFC 9110 section 5.6.2), as header names
-// must be.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func hasControl(s string) bool {
