@@ -149,7 +149,7 @@ func (m *Messenger) Deliver(ctx context.Context, ws string, d engine.ChatDeliver
 	}
 	res, err := m.Client.Send(ctx, ch, connector.Message{
 		StepID: d.StepID, SubscriberID: d.SubscriberID, Channel: d.Channel, ExternalID: d.ExternalID,
-		Tunnel: d.Tunnel, Block: d.Block, Text: d.Text,
+		Tunnel: d.Tunnel, Block: d.Block, Text: d.Text, Buttons: buttons(d.Buttons),
 	})
 	detail := map[string]any{"connector_status": res.Status}
 	switch {
@@ -160,6 +160,17 @@ func (m *Messenger) Deliver(ctx context.Context, ws string, d engine.ChatDeliver
 	default:
 		return detail, err
 	}
+}
+
+func buttons(bs []engine.ChatButton) []connector.Button {
+	if len(bs) == 0 {
+		return nil
+	}
+	out := make([]connector.Button, len(bs))
+	for i, b := range bs {
+		out[i] = connector.Button{ID: b.ID, Text: b.Text}
+	}
+	return out
 }
 
 // API builds the HTTP API handler.

@@ -65,6 +65,14 @@ type Message struct {
 	Tunnel       string `json:"tunnel"`
 	Block        string `json:"block"`
 	Text         string `json:"text"`
+	// Buttons, when the block has any: [{"id", "text"}] (funnel logic).
+	Buttons []Button `json:"buttons,omitempty"`
+}
+
+// Button is a reply button the connector shows with the text.
+type Button struct {
+	ID   string `json:"id"`
+	Text string `json:"text"`
 }
 
 // Result is what the connector answered: its status and the first

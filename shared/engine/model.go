@@ -204,6 +204,16 @@ type ChatDelivery struct {
 	Tunnel       string
 	Block        string
 	Text         string
+	// Buttons are a message block's reply buttons (funnel logic); the channel
+	// shows them with the text (an inline keyboard on Telegram).
+	Buttons []ChatButton
+}
+
+// ChatButton is one reply button of a message: the id a button event names
+// and the label the subscriber sees.
+type ChatButton struct {
+	ID   string `json:"id"`
+	Text string `json:"text"`
 }
 
 // ErrNoChannel: the workspace has no channel connector to deliver chat messages.

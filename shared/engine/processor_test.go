@@ -115,7 +115,7 @@ func TestProcessorJourney(t *testing.T) {
 		t.Errorf("deliveries = %q, want %q", got, wantTexts)
 	}
 	d := h.msgr.deliveries[0]
-	if d != (ChatDelivery{StepID: root.ID, SubscriberID: testSub, Channel: "telegram", ExternalID: "123456",
+	if !reflect.DeepEqual(d, ChatDelivery{StepID: root.ID, SubscriberID: testSub, Channel: "telegram", ExternalID: "123456",
 		Tunnel: "main", Block: "hello", Text: "Hi Ann!"}) {
 		t.Errorf("first delivery = %+v", d)
 	}
