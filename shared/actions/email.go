@@ -193,7 +193,7 @@ func (e *Email) subscribe(ctx context.Context, ac *engine.ActionContext) (subscr
 	if entry != "" {
 		first := engine.Step{
 			V: engine.MessageVersion, ID: engine.DeriveID(s.ID, "email-run", a.Tunnel), WS: s.WS, Sub: s.Sub,
-			Tunnel: a.Tunnel, Channel: engine.ChannelEmail, Gen: gen, Block: entry, At: ac.Now,
+			Tunnel: a.Tunnel, Channel: engine.ChannelEmail, Gen: gen, Block: entry, At: ac.Now, Spin: s.Spin + 1,
 		}
 		out.detail["block"] = entry
 		out.spawn = []engine.Outgoing{{Kind: engine.StepKind(target, first), Step: first}}

@@ -89,6 +89,8 @@ func StepHandler(d Deps, kind engine.Kind) *stepbatch.Handler {
 		Actions:     actionsFor(d, st, kind),
 		MaxAttempts: d.Config.MaxReceives,
 		Log:         d.Log,
+
+		MaxStepsWithoutWait: d.Config.MaxStepsWithoutWait,
 	}
 	if kind == engine.KindEmail {
 		p.EmailMessage = emailMessage(d, st)

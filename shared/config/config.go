@@ -24,6 +24,9 @@ type Config struct {
 	SESIdentity string
 	// MaxReceives is the queues' maxReceiveCount: the last attempt before the DLQ.
 	MaxReceives int
+	// MaxStepsWithoutWait bounds the steps a run takes without waiting
+	// (TUNNELS_MAX_STEPS_WITHOUT_WAIT; default engine.DefaultMaxStepsWithoutWait).
+	MaxStepsWithoutWait int
 }
 
 // Load reads the configuration through getenv (os.Getenv in a function; the
@@ -36,6 +39,8 @@ func Load(getenv func(string) string) (Config, error) {
 		AdminToken:  getenv("TUNNELS_ADMIN_TOKEN"),
 		SESIdentity: getenv("TUNNELS_SES_IDENTITY"),
 		MaxReceives: 5,
+
+		MaxStepsWithoutWait: engine.DefaultMaxStepsWithoutWait,
 	}
 	if c.Table == "" {
 		return Config{}, fmt.Errorf("TUNNELS_TABLE is not set")
@@ -59,6 +64,13 @@ func Load(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("TUNNELS_MAX_RECEIVES: %q is not a positive number", v)
 		}
 		c.MaxReceives = n
+	}
+	if v := getenv("TUNNELS_MAX_STEPS_WITHOUT_WAIT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return Config{}, fmt.Errorf("TUNNELS_MAX_STEPS_WITHOUT_WAIT: %q is not a positive number", v)
+		}
+		c.MaxStepsWithoutWait = n
 	}
 	return c, nil
 }

@@ -48,7 +48,7 @@ func Advance(t *tunnel.Tunnel, parent Step, next []string, at time.Time, due *ti
 	var hold *Hold
 	start := next
 	if len(actions) > 0 && len(others) > 0 {
-		hold = &Hold{Join: parent.ID, Actions: actions, Then: others}
+		hold = &Hold{Join: parent.ID, Actions: actions, Then: others, Spin: parent.Spin}
 		start = actions
 	}
 	out := make([]Outgoing, 0, len(start))
@@ -67,6 +67,7 @@ func Release(t *tunnel.Tunnel, parent Step, h *Hold, at time.Time) []Outgoing {
 	out := make([]Outgoing, 0, len(h.Then))
 	for _, id := range h.Then {
 		child := childStep(parent, DeriveID(h.Join, "held", id), id, at, nil)
+		child.Spin = h.Spin + 1
 		out = append(out, Outgoing{Kind: StepKind(t, child), Step: child})
 	}
 	return out
@@ -79,6 +80,7 @@ func NextAction(t *tunnel.Tunnel, s Step) Outgoing {
 	child.ID = DeriveID(s.ID, "action", strconv.Itoa(s.Action+1))
 	child.Action = s.Action + 1
 	child.Due = nil
+	child.Spin = s.Spin + 1
 	return Outgoing{Kind: StepKind(t, child), Step: child}
 }
 
@@ -86,7 +88,7 @@ func childStep(parent Step, id, block string, at time.Time, due *time.Time) Step
 	return Step{
 		V: MessageVersion, ID: id, WS: parent.WS, Sub: parent.Sub,
 		Tunnel: parent.Tunnel, Channel: parent.Channel, Gen: parent.Gen,
-		Block: block, Action: 0, At: at, Due: due,
+		Block: block, Action: 0, At: at, Due: due, Spin: parent.Spin + 1,
 	}
 }
 

@@ -30,7 +30,7 @@ func parentStep() Step {
 // child is the step Advance or Release is expected to make.
 func child(parent Step, id, block string, at time.Time, due *time.Time, hold *Hold) Step {
 	return Step{V: MessageVersion, ID: id, WS: parent.WS, Sub: parent.Sub, Tunnel: parent.Tunnel,
-		Channel: parent.Channel, Gen: parent.Gen, Block: block, Action: 0, At: at, Due: due, Hold: hold}
+		Channel: parent.Channel, Gen: parent.Gen, Block: block, Action: 0, At: at, Due: due, Hold: hold, Spin: parent.Spin + 1}
 }
 
 func TestAdvancePriorityRule(t *testing.T) {
@@ -179,7 +179,7 @@ func TestNextAction(t *testing.T) {
 		Block: "a", Action: 0, At: t0, Due: &due, Hold: &Hold{Join: "j", Actions: []string{"a"}, Then: []string{"m"}}}
 	got := NextAction(tn, s)
 	want := Outgoing{Kind: KindFlow, Step: Step{V: 1, ID: DeriveID("a-0", "action", "1"), WS: "ws", Sub: "sub",
-		Tunnel: "tun", Channel: ChannelChat, Gen: 2, Block: "a", Action: 1, At: t0,
+		Tunnel: "tun", Channel: ChannelChat, Gen: 2, Block: "a", Action: 1, At: t0, Spin: 1,
 		Hold: &Hold{Join: "j", Actions: []string{"a"}, Then: []string{"m"}}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("NextAction:\n got %+v\nwant %+v", got, want)

@@ -74,6 +74,11 @@ type Variables interface {
 	Variables(ctx context.Context, ws string) (map[string]string, error)
 }
 
+// DefaultMaxStepsWithoutWait is the bound on steps between waits when the
+// deployment sets none: far above any funnel a person reads through, far
+// below a bill.
+const DefaultMaxStepsWithoutWait = 100
+
 // ResendDelay is how long a duplicate of a finished step waits before its
 // copies of the step's unclaimed children are delivered.
 const ResendDelay = 30 * time.Second
@@ -99,6 +104,12 @@ type Processor struct {
 	EmailMessage ActionFunc
 	// MaxAttempts is the queue's maxReceiveCount.
 	MaxAttempts int
+	// MaxStepsWithoutWait bounds the steps a run may take without waiting
+	// (TUNNELS_MAX_STEPS_WITHOUT_WAIT; 0 means DefaultMaxStepsWithoutWait).
+	// The step past it is recorded failed, naming the loop, and its branch
+	// ends. It takes the place of Lambda's recursive loop detection, which
+	// the template turns off for the step functions.
+	MaxStepsWithoutWait int
 	// Lease is how long a claim lasts when the context has no deadline.
 	Lease time.Duration
 	Now   func() time.Time
@@ -284,6 +295,9 @@ func (p *Processor) run(ctx context.Context, s Step, t *tunnel.Tunnel, sub *Subs
 	if _, stopped := Stopped(t, s, sub.Stops[s.Tunnel]); stopped {
 		return p.endBranch(ctx, t, s, Skipped("stopped"))
 	}
+	if max := p.maxSpin(); s.Spin >= max {
+		return p.endBranch(ctx, t, s, p.spinning(ctx, s, max))
+	}
 
 	ac := &ActionContext{
 		Step: s, Tunnel: t, Block: b, Subscriber: sub, Now: claim.StartedAt, FirstAt: claim.FirstAt,
@@ -300,7 +314,13 @@ func (p *Processor) run(ctx context.Context, s Step, t *tunnel.Tunnel, sub *Subs
 	case "delay":
 		due := claim.StartedAt.Add(time.Duration(b.Seconds) * time.Second)
 		out = Done(map[string]any{"seconds": b.Seconds, "due_at": due})
-		return out, Advance(t, s, b.Next, claim.StartedAt, &due), nil
+		children := Advance(t, s, b.Next, claim.StartedAt, &due)
+		if b.Waits() {
+			for i := range children {
+				children[i].Step.Spin = 0 // the run waited: a drip, not a spin
+			}
+		}
+		return out, children, nil
 	case "action":
 		ac.Action = b.Actions[s.Action]
 		out, err = p.action(ctx, ac)
@@ -315,6 +335,47 @@ func (p *Processor) run(ctx context.Context, s Step, t *tunnel.Tunnel, sub *Subs
 		return Outcome{}, nil, err
 	}
 	return out, append(children, out.Spawn...), nil
+}
+
+func (p *Processor) maxSpin() int {
+	if p.MaxStepsWithoutWait > 0 {
+		return p.MaxStepsWithoutWait
+	}
+	return DefaultMaxStepsWithoutWait
+}
+
+// spinning is the outcome of a step reached after max steps without a wait:
+// failed for good (a retry would spin again), naming the loop it went round
+// as the tunnels stand now, so the marketer sees where to put a delay.
+func (p *Processor) spinning(ctx context.Context, s Step, max int) Outcome {
+	here := tunnel.Node{Tunnel: s.Tunnel, Block: s.Block}
+	cache := map[string]*tunnel.Tunnel{}
+	loop := tunnel.LoopThrough(here, func(id string) *tunnel.Tunnel {
+		if t, ok := cache[id]; ok {
+			return t
+		}
+		t, err := p.Tunnels.Tunnel(ctx, s.WS, id)
+		if err != nil {
+			t = nil // unknown or unreadable: the loop is not followed there
+		}
+		cache[id] = t
+		return t
+	})
+	detail := map[string]any{"steps_without_wait": s.Spin, "limit": max}
+	reason := fmt.Sprintf("%d steps ran without a wait (the limit is %d) and block %q of tunnel %q came round again; "+
+		"the branch ends here: put a delay of at least %d seconds in the loop", s.Spin, max, s.Block, s.Tunnel, tunnel.MinWaitSeconds)
+	if loop != nil {
+		nodes := make([]string, len(loop))
+		for i, n := range loop {
+			nodes[i] = n.String()
+		}
+		detail["loop"] = nodes
+		reason = fmt.Sprintf("%d steps ran without a wait (the limit is %d) round the loop %s; "+
+			"the branch ends here: put a delay of at least %d seconds in the loop", s.Spin, max, tunnel.FormatLoop(loop), tunnel.MinWaitSeconds)
+	}
+	out := Failed(reason)
+	out.Detail = detail
+	return out
 }
 
 // endBranch ends a branch early. An action block that was holding siblings
@@ -418,7 +479,7 @@ func (p *Processor) start(ctx context.Context, ac *ActionContext) (Outcome, erro
 		// on", so the started branch joins this run instead of superseding it.
 		first := Step{
 			V: MessageVersion, ID: DeriveID(s.ID, "start", a.Tunnel, block), WS: s.WS, Sub: s.Sub,
-			Tunnel: s.Tunnel, Channel: s.Channel, Gen: s.Gen, Block: block, At: ac.Now,
+			Tunnel: s.Tunnel, Channel: s.Channel, Gen: s.Gen, Block: block, At: ac.Now, Spin: s.Spin + 1,
 		}
 		out := Done(map[string]any{"tunnel": a.Tunnel, "block": block, "channel": ChannelChat, "generation": s.Gen})
 		out.Spawn = []Outgoing{{Kind: StepKind(target, first), Step: first}}
@@ -432,7 +493,7 @@ func (p *Processor) start(ctx context.Context, ac *ActionContext) (Outcome, erro
 	}
 	first := Step{
 		V: MessageVersion, ID: DeriveID(s.ID, "start", a.Tunnel, block), WS: s.WS, Sub: s.Sub,
-		Tunnel: a.Tunnel, Channel: ChannelChat, Gen: gen, Block: block, At: ac.Now,
+		Tunnel: a.Tunnel, Channel: ChannelChat, Gen: gen, Block: block, At: ac.Now, Spin: s.Spin + 1,
 	}
 	out := Done(map[string]any{"tunnel": a.Tunnel, "block": block, "channel": ChannelChat, "generation": gen})
 	out.Spawn = []Outgoing{{Kind: StepKind(target, first), Step: first}}

@@ -75,17 +75,19 @@ func TestProcessorJourney(t *testing.T) {
 	// The steps as they travelled: kinds, origin times, holds, due times.
 	hold := &Hold{Join: root.ID, Actions: []string{"act"}, Then: []string{"side"}}
 	at1 := t0.Add(time.Second)
-	mk := func(id, block string, action int, at time.Time, due *time.Time, hold *Hold) Step {
+	// spin: steps since the run last waited; side is a child of hello (the
+	// hold's split), bye follows a 600 s delay.
+	mk := func(id, block string, action int, at time.Time, due *time.Time, hold *Hold, spin int) Step {
 		return Step{V: 1, ID: id, WS: testWS, Sub: testSub, Tunnel: "main", Channel: ChannelChat, Gen: 1,
-			Block: block, Action: action, At: at, Due: due, Hold: hold}
+			Block: block, Action: action, At: at, Due: due, Hold: hold, Spin: spin}
 	}
 	wantProcessed := []Outgoing{
 		{Kind: KindFlow, Step: root},
-		{Kind: KindTags, Step: mk(act0, "act", 0, at1, nil, hold)},
-		{Kind: KindTags, Step: mk(act1, "act", 1, at1, nil, hold)},
-		{Kind: KindFlow, Step: mk(wait, "wait", 0, at1, nil, nil)},
-		{Kind: KindFlow, Step: mk(side, "side", 0, at1, nil, nil)},
-		{Kind: KindFlow, Step: mk(bye, "bye", 0, t0.Add(4*time.Second), tp(t0.Add(604*time.Second)), nil)},
+		{Kind: KindTags, Step: mk(act0, "act", 0, at1, nil, hold, 1)},
+		{Kind: KindTags, Step: mk(act1, "act", 1, at1, nil, hold, 2)},
+		{Kind: KindFlow, Step: mk(wait, "wait", 0, at1, nil, nil, 3)},
+		{Kind: KindFlow, Step: mk(side, "side", 0, at1, nil, nil, 1)},
+		{Kind: KindFlow, Step: mk(bye, "bye", 0, t0.Add(4*time.Second), tp(t0.Add(604*time.Second)), nil, 0)},
 	}
 	if !reflect.DeepEqual(processed, wantProcessed) {
 		t.Fatalf("processed steps:\n got %+v\nwant %+v", processed, wantProcessed)
@@ -243,7 +245,7 @@ func TestProcessorPriorityJoin(t *testing.T) {
 			}
 			released[i] = h.queue.take()
 			want := []Outgoing{{Kind: KindFlow, Step: Step{V: 1, ID: DeriveID(root.ID, "held", "m"), WS: testWS,
-				Sub: testSub, Tunnel: "j", Channel: ChannelChat, Gen: 1, Block: "m", At: t0.Add(time.Second)}}}
+				Sub: testSub, Tunnel: "j", Channel: ChannelChat, Gen: 1, Block: "m", At: t0.Add(time.Second), Spin: 1}}}
 			if !reflect.DeepEqual(released[i], want) {
 				t.Fatalf("released %+v, want %+v", released[i], want)
 			}
@@ -696,9 +698,9 @@ func TestProcessorStartAndStop(t *testing.T) {
 	step(time.Second, h.queue.take()[0])
 	out := h.queue.take()
 	spawned := Outgoing{Kind: KindFlow, Step: Step{V: 1, ID: DeriveID(root.ID, "start", "other", "o2"), WS: testWS,
-		Sub: testSub, Tunnel: "other", Channel: ChannelChat, Gen: 1, Block: "o2", At: t0.Add(time.Second)}}
+		Sub: testSub, Tunnel: "other", Channel: ChannelChat, Gen: 1, Block: "o2", At: t0.Add(time.Second), Spin: 1}}
 	pause := Outgoing{Kind: KindFlow, Step: Step{V: 1, ID: DeriveID(root.ID, "next", "pause"), WS: testWS, Sub: testSub,
-		Tunnel: "main", Channel: ChannelChat, Gen: 1, Block: "pause", At: t0}}
+		Tunnel: "main", Channel: ChannelChat, Gen: 1, Block: "pause", At: t0, Spin: 1}}
 	if !reflect.DeepEqual(out, []Outgoing{pause, spawned}) {
 		t.Fatalf("after start:\n got %+v\nwant %+v", out, []Outgoing{pause, spawned})
 	}

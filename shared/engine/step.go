@@ -46,6 +46,11 @@ type Step struct {
 	// Next, set on the later actions of an action block, replaces the block's
 	// next blocks: an earlier action took its on_error path.
 	Next []string `json:"next,omitempty"`
+	// Spin counts the steps run since the run last waited (a delay of at
+	// least tunnel.MinWaitSeconds), START into other tunnels included. A step
+	// past the processor's bound is failed instead of run: a loop that never
+	// waits ends by itself (see Processor.MaxStepsWithoutWait).
+	Spin int `json:"spin,omitempty"`
 }
 
 // Hold is the priority rule in flight: Then starts once every block of Actions
@@ -54,6 +59,9 @@ type Hold struct {
 	Join    string   `json:"join"`
 	Actions []string `json:"actions"`
 	Then    []string `json:"then"`
+	// Spin is the Spin of the step that split: the held blocks are its
+	// children whichever sibling releases them.
+	Spin int `json:"spin,omitempty"`
 }
 
 // Decode parses and checks a step message.

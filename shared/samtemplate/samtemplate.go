@@ -90,6 +90,9 @@ type Function struct {
 	Timeout       int // seconds
 	// ReservedConcurrency is ReservedConcurrentExecutions; 0 when not set.
 	ReservedConcurrency int
+	// RecursiveLoop is Lambda's recursive loop detection setting: "Allow",
+	// "Terminate", or "" when not set (AWS then terminates).
+	RecursiveLoop string
 	// Env holds the environment variables, raw: a string or an intrinsic
 	// function such as {"Ref": "FlowQueue"} (see RefTo).
 	Env       map[string]any
@@ -278,6 +281,7 @@ func (t *Template) function(id string) (Function, error) {
 	f.MemorySize = num("MemorySize", defaultMemorySize)
 	f.Timeout = num("Timeout", defaultTimeout)
 	f.ReservedConcurrency = num("ReservedConcurrentExecutions", 0)
+	f.RecursiveLoop = str("RecursiveLoop")
 	if err != nil {
 		return f, err
 	}

@@ -216,6 +216,13 @@ func TestStepFunctionsAndQueues(t *testing.T) {
 			if len(f.Schedules) != 0 || len(f.HTTP) != 0 {
 				t.Errorf("step function has other events: %+v %+v", f.Schedules, f.HTTP)
 			}
+			// Every step sends its next steps to queues that invoke the step
+			// functions again: Lambda's recursive loop detection (on unless
+			// set to Allow) would cut a funnel of more than ~16 steps. The
+			// engine's TUNNELS_MAX_STEPS_WITHOUT_WAIT guard takes its place.
+			if f.RecursiveLoop != "Allow" {
+				t.Errorf("RecursiveLoop = %q, want Allow (the engine's own loop guard replaces Lambda's)", f.RecursiveLoop)
+			}
 			q, ok := tpl.Queue(ev.Queue)
 			if !ok {
 				t.Fatalf("queue %s is not an AWS::SQS::Queue of the template", ev.Queue)
@@ -295,6 +302,8 @@ func TestEnvironment(t *testing.T) {
 		"TUNNELS_EGRESS_ALLOW": ref("EgressAllow"),
 		"TUNNELS_SES_IDENTITY": ref("SesIdentity"),
 		"TUNNELS_MAX_RECEIVES": "5",
+
+		"TUNNELS_MAX_STEPS_WITHOUT_WAIT": "100",
 	}
 	for _, k := range stepKinds {
 		if q, _ := tpl.Queue(k.queue); q.MaxReceiveCount != 5 {

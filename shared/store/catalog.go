@@ -187,7 +187,7 @@ func (st *Store) Catalog(ctx context.Context, ws string) (tunnel.Catalog, error)
 	items, err := st.queryAll(ctx, &dynamodb.QueryInput{
 		KeyConditionExpression:    aws.String("pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(wsPK(ws))},
-		ProjectionExpression:      aws.String("sk, doc, blocks"),
+		ProjectionExpression:      aws.String("sk, doc, blocks, def"),
 		ConsistentRead:            aws.Bool(true),
 	})
 	if err != nil {
@@ -197,6 +197,7 @@ func (st *Store) Catalog(ctx context.Context, ws string) (tunnel.Catalog, error)
 		Tags: map[string]bool{}, Fields: map[string]string{}, Variables: map[string]bool{},
 		SalesPlans: map[string]bool{}, Operators: map[string]bool{}, EmailBots: map[string]bool{},
 		LeadSources: map[string]bool{}, Integrations: map[string]bool{}, Tunnels: map[string][]string{},
+		Saved: map[string]*tunnel.Tunnel{},
 	}
 	for _, it := range items {
 		kind, id, _ := strings.Cut(str(it, "sk"), "#")
@@ -227,6 +228,13 @@ func (st *Store) Catalog(ctx context.Context, ws string) (tunnel.Catalog, error)
 				blocks = v.Value
 			}
 			c.Tunnels[id] = blocks
+			if def := str(it, "def"); def != "" {
+				var t tunnel.Tunnel
+				if err := json.Unmarshal([]byte(def), &t); err != nil {
+					return tunnel.Catalog{}, fmt.Errorf("tunnel %q: %w", id, err)
+				}
+				c.Saved[id] = &t
+			}
 		}
 	}
 	return c, nil

@@ -329,6 +329,14 @@ func TestCatalog(t *testing.T) {
 		sort.Strings(blocks) // a string set: order is the database's
 		c.Tunnels[id] = blocks
 	}
+	// The stored definitions, for START loops across tunnels.
+	if got := c.Saved["webinar"]; !reflect.DeepEqual(got, webinar) {
+		t.Errorf("Saved[webinar] = %+v, want %+v", got, webinar)
+	}
+	if got := c.Saved["default"]; got == nil || len(got.Blocks) != 0 || len(c.Saved) != 2 {
+		t.Errorf("Saved = %+v, want webinar and the empty default tunnel", c.Saved)
+	}
+	c.Saved = nil
 	want := tunnel.Catalog{
 		Tags:         map[string]bool{"vip": true, "new": true},
 		Fields:       map[string]string{"age": "number", "city": "string"},

@@ -23,6 +23,9 @@ type Catalog struct {
 	LeadSources  map[string]bool
 	Integrations map[string]bool
 	Tunnels      map[string][]string // tunnel id -> its block ids (the default tunnel included)
+	// Saved holds the stored definitions of the workspace's tunnels, to find
+	// START loops across tunnels (StartLoops); nil skips that check.
+	Saved map[string]*Tunnel
 }
 
 // known lets render.Check look fields and variables up in the catalog.
@@ -107,6 +110,9 @@ func (v *validator) run() {
 	}
 	v.reachability()
 	v.loops()
+	if v.cat.Saved != nil {
+		v.errs = append(v.errs, StartLoops(v.id, t, func(id string) *Tunnel { return v.cat.Saved[id] })...)
+	}
 }
 
 func (v *validator) exists(id string) bool {
