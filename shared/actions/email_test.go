@@ -166,7 +166,7 @@ func TestCreateEmailSubscriber(t *testing.T) {
 		}
 	}
 	firstStep := engine.Step{V: 1, ID: engine.DeriveID("step-1", "email-run", "nurture"), WS: "ws1", Sub: "sub1",
-		Tunnel: "nurture", Channel: "email", Gen: 1, Block: "n1", At: emailNow}
+		Tunnel: "nurture", Channel: "email", Gen: 1, Block: "n1", At: emailNow, Spin: 1} // one step after the action that began it
 	tests := []struct {
 		name        string
 		action      tunnel.Action
