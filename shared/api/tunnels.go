@@ -48,7 +48,7 @@ func (s *Server) putTunnel(r *http.Request, ws string) response {
 		return fail(http.StatusBadRequest, "invalid_json", errs[0].Detail)
 	}
 	if len(errs) == 0 {
-		cat, err := s.Store.Catalog(r.Context(), ws)
+		cat, err := s.Store.CatalogForSave(r.Context(), ws)
 		if err != nil {
 			return internalErr(err)
 		}

@@ -632,20 +632,31 @@ func (h *harness) drain() []Outgoing {
 		if i > 200 {
 			h.t.Fatal("drain: the run does not end")
 		}
-		o, ready, ok := h.queue.next()
+		o, ok := h.processNext()
 		if !ok {
 			return done
 		}
-		now := h.clock.Now()
-		if ready.After(now) {
-			now = ready
-		}
-		h.clock.Set(now.Add(time.Second))
-		if err := h.process(o, 1); err != nil {
-			h.t.Fatalf("process %s/%s#%d: %v", o.Step.Tunnel, o.Step.Block, o.Step.Action, err)
-		}
 		done = append(done, o)
 	}
+}
+
+// processNext processes the next queued step one second after the last (or
+// at its due time); false when the queue is empty.
+func (h *harness) processNext() (Outgoing, bool) {
+	h.t.Helper()
+	o, ready, ok := h.queue.next()
+	if !ok {
+		return Outgoing{}, false
+	}
+	now := h.clock.Now()
+	if ready.After(now) {
+		now = ready
+	}
+	h.clock.Set(now.Add(time.Second))
+	if err := h.process(o, 1); err != nil {
+		h.t.Fatalf("process %s/%s#%d: %v", o.Step.Tunnel, o.Step.Block, o.Step.Action, err)
+	}
+	return o, true
 }
 
 // entry is the part of a journey record the tests compare.

@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tunnels/tunnels/shared/tunnel"
 )
@@ -13,22 +12,13 @@ func startBlock(id, target string) tunnel.Block {
 	return tunnel.Block{ID: id, Type: "action", Actions: []tunnel.Action{{Type: "start", Tunnel: target}}}
 }
 
-// steps processes up to n queued steps (each a second after the last, or at
-// its due time) and reports how many it processed.
+// steps processes up to n queued steps (as drain does) and reports how many
+// it processed.
 func (h *harness) steps(n int) int {
 	h.t.Helper()
 	for i := 0; i < n; i++ {
-		o, ready, ok := h.queue.next()
-		if !ok {
+		if _, ok := h.processNext(); !ok {
 			return i
-		}
-		now := h.clock.Now()
-		if ready.After(now) {
-			now = ready
-		}
-		h.clock.Set(now.Add(time.Second))
-		if err := h.process(o, 1); err != nil {
-			h.t.Fatalf("process %s/%s#%d: %v", o.Step.Tunnel, o.Step.Block, o.Step.Action, err)
 		}
 	}
 	return n

@@ -182,12 +182,28 @@ func (st *Store) Variables(ctx context.Context, ws string) (map[string]string, e
 	return vars, nil
 }
 
-// Catalog answers every catalog id of a workspace, for validating tunnels.
+// Catalog answers every catalog id of a workspace, for validating tunnels and
+// typing the fields an external request maps into.
 func (st *Store) Catalog(ctx context.Context, ws string) (tunnel.Catalog, error) {
+	return st.catalog(ctx, ws, false)
+}
+
+// CatalogForSave is Catalog plus the stored tunnel definitions (Saved), which
+// saving a tunnel needs to find START loops across tunnels. Only saves pay for
+// reading every definition; steps use Catalog.
+func (st *Store) CatalogForSave(ctx context.Context, ws string) (tunnel.Catalog, error) {
+	return st.catalog(ctx, ws, true)
+}
+
+func (st *Store) catalog(ctx context.Context, ws string, definitions bool) (tunnel.Catalog, error) {
+	projection := "sk, doc, blocks"
+	if definitions {
+		projection += ", def"
+	}
 	items, err := st.queryAll(ctx, &dynamodb.QueryInput{
 		KeyConditionExpression:    aws.String("pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(wsPK(ws))},
-		ProjectionExpression:      aws.String("sk, doc, blocks, def"),
+		ProjectionExpression:      aws.String(projection),
 		ConsistentRead:            aws.Bool(true),
 	})
 	if err != nil {
@@ -197,7 +213,9 @@ func (st *Store) Catalog(ctx context.Context, ws string) (tunnel.Catalog, error)
 		Tags: map[string]bool{}, Fields: map[string]string{}, Variables: map[string]bool{},
 		SalesPlans: map[string]bool{}, Operators: map[string]bool{}, EmailBots: map[string]bool{},
 		LeadSources: map[string]bool{}, Integrations: map[string]bool{}, Tunnels: map[string][]string{},
-		Saved: map[string]*tunnel.Tunnel{},
+	}
+	if definitions {
+		c.Saved = map[string]*tunnel.Tunnel{}
 	}
 	for _, it := range items {
 		kind, id, _ := strings.Cut(str(it, "sk"), "#")
@@ -228,7 +246,7 @@ func (st *Store) Catalog(ctx context.Context, ws string) (tunnel.Catalog, error)
 				blocks = v.Value
 			}
 			c.Tunnels[id] = blocks
-			if def := str(it, "def"); def != "" {
+			if def := str(it, "def"); definitions && def != "" {
 				var t tunnel.Tunnel
 				if err := json.Unmarshal([]byte(def), &t); err != nil {
 					return tunnel.Catalog{}, fmt.Errorf("tunnel %q: %w", id, err)

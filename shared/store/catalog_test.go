@@ -329,14 +329,20 @@ func TestCatalog(t *testing.T) {
 		sort.Strings(blocks) // a string set: order is the database's
 		c.Tunnels[id] = blocks
 	}
-	// The stored definitions, for START loops across tunnels.
-	if got := c.Saved["webinar"]; !reflect.DeepEqual(got, webinar) {
+	// The stored definitions, for START loops across tunnels: only a save reads them.
+	if c.Saved != nil {
+		t.Errorf("Catalog read the tunnel definitions: %v", c.Saved)
+	}
+	forSave, err := st.CatalogForSave(ctx, ws)
+	if err != nil {
+		t.Fatalf("CatalogForSave: %v", err)
+	}
+	if got := forSave.Saved["webinar"]; !reflect.DeepEqual(got, webinar) {
 		t.Errorf("Saved[webinar] = %+v, want %+v", got, webinar)
 	}
-	if got := c.Saved["default"]; got == nil || len(got.Blocks) != 0 || len(c.Saved) != 2 {
-		t.Errorf("Saved = %+v, want webinar and the empty default tunnel", c.Saved)
+	if got := forSave.Saved["default"]; got == nil || len(got.Blocks) != 0 || len(forSave.Saved) != 2 {
+		t.Errorf("Saved = %+v, want webinar and the empty default tunnel", forSave.Saved)
 	}
-	c.Saved = nil
 	want := tunnel.Catalog{
 		Tags:         map[string]bool{"vip": true, "new": true},
 		Fields:       map[string]string{"age": "number", "city": "string"},
