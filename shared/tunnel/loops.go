@@ -15,8 +15,10 @@ const MinWaitSeconds = 60
 
 // Waits reports whether a run that reaches block b waits there long enough to
 // reset the engine's count of steps without a wait.
+// A message that waits for the subscriber's answer waits too: a person, not
+// the queue, sets the pace.
 func (b *Block) Waits() bool {
-	return b.Type == BlockDelay && b.Seconds >= MinWaitSeconds
+	return b.Type == BlockDelay && (b.Seconds >= MinWaitSeconds || b.Until != nil) || b.WaitsForSubscriber()
 }
 
 // Node is one block of one tunnel: a place a run can be.

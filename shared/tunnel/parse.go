@@ -320,6 +320,32 @@ func (d *decoder) block(ptr string, raw json.RawMessage, b *Block) {
 			d.intField(m.ptr, m.val, &b.Seconds)
 		case "next":
 			d.strings(m.ptr, m.val, &b.Next)
+		case "buttons":
+			d.buttons(m.ptr, m.val, &b.Buttons)
+		case "reply":
+			if !isNull(m.val) {
+				b.Reply = &Reply{}
+				d.reply(m.ptr, m.val, b.Reply)
+			}
+		case "window":
+			if !isNull(m.val) {
+				b.Window = &Window{}
+				d.window(m.ptr, m.val, b.Window)
+			}
+		case "until":
+			if !isNull(m.val) {
+				b.Until = &Until{}
+				d.until(m.ptr, m.val, b.Until)
+			}
+		case "branches":
+			d.branches(m.ptr, m.val, &b.Branches)
+		case "else":
+			d.strings(m.ptr, m.val, &b.Else)
+		case "ui":
+			if !isNull(m.val) {
+				b.UI = &Position{}
+				d.position(m.ptr, m.val, b.UI)
+			}
 		default:
 			d.unknown(m)
 		}

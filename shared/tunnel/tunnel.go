@@ -13,7 +13,7 @@ const (
 )
 
 // BlockTypes lists every block type.
-var BlockTypes = []string{BlockMessage, BlockAction, BlockDelay}
+var BlockTypes = []string{BlockMessage, BlockAction, BlockDelay, BlockCondition, BlockSplit}
 
 // Action types (SPEC sections 3 and 4).
 const (
@@ -45,7 +45,7 @@ const (
 	MaxActions      = 50
 	MaxNext         = 20
 	MaxNameLen      = 200     // characters
-	MaxDelaySeconds = 2592000 // 30 days
+	MaxDelaySeconds = MaxWaitSeconds
 	MinTimeoutMS    = 100
 	MaxTimeoutMS    = 30000
 )
@@ -58,15 +58,31 @@ type Tunnel struct {
 }
 
 // Block is one node of the graph. Which fields apply depends on Type: message has Text
-// and/or Email, action has Actions, delay has Seconds; every type has Next.
+// and/or Email (and may wait for Buttons or a Reply), action has Actions, delay has
+// Seconds (and may add a Window or wait Until a date), condition and split have
+// Branches (a condition also Else); message, action and delay have Next.
 type Block struct {
-	ID      string        `json:"id"`
-	Type    string        `json:"type"`
-	Text    string        `json:"text,omitempty"`
-	Email   *EmailContent `json:"email,omitempty"`
-	Actions []Action      `json:"actions,omitempty"`
-	Seconds int           `json:"seconds,omitempty"`
-	Next    []string      `json:"next,omitempty"`
+	ID       string        `json:"id"`
+	Type     string        `json:"type"`
+	Text     string        `json:"text,omitempty"`
+	Email    *EmailContent `json:"email,omitempty"`
+	Buttons  []Button      `json:"buttons,omitempty"`
+	Reply    *Reply        `json:"reply,omitempty"`
+	Actions  []Action      `json:"actions,omitempty"`
+	Seconds  int           `json:"seconds,omitempty"`
+	Window   *Window       `json:"window,omitempty"`
+	Until    *Until        `json:"until,omitempty"`
+	Branches []Branch      `json:"branches,omitempty"`
+	Else     []string      `json:"else,omitempty"`
+	Next     []string      `json:"next,omitempty"`
+	// UI is where the console draws the block; the engine ignores it.
+	UI *Position `json:"ui,omitempty"`
+}
+
+// Position is a block's place on the console's canvas.
+type Position struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
 }
 
 // EmailContent is what a message block sends on an email run.
@@ -164,8 +180,9 @@ func (t *Tunnel) Block(id string) (*Block, bool) {
 	return nil, false
 }
 
-// Successors returns the ids a block can continue to: its next blocks, then the on_error
-// blocks of its external requests, in order and without repeats.
+// Successors returns the ids a block can continue to: its next blocks, the on_error
+// blocks of its external requests, its branches and else, its buttons' and reply's
+// next and on_timeout, in order and without repeats.
 func (b *Block) Successors() []string {
 	var out []string
 	seen := map[string]bool{}
@@ -180,6 +197,27 @@ func (b *Block) Successors() []string {
 	}
 	for _, a := range b.Actions {
 		for _, id := range a.OnError {
+			add(id)
+		}
+	}
+	for _, br := range b.Branches {
+		for _, id := range br.Next {
+			add(id)
+		}
+	}
+	for _, id := range b.Else {
+		add(id)
+	}
+	for _, bt := range b.Buttons {
+		for _, id := range bt.Next {
+			add(id)
+		}
+	}
+	if r := b.Reply; r != nil {
+		for _, id := range r.Next {
+			add(id)
+		}
+		for _, id := range r.OnTimeout {
 			add(id)
 		}
 	}

@@ -140,11 +140,16 @@ func (v *validator) block(i int) {
 		v.actionBlock(bp, b)
 	case BlockDelay:
 		v.delay(bp, b)
+	case BlockCondition:
+		v.condition(bp, b)
+	case BlockSplit:
+		v.split(bp, b)
 	case "":
-		v.add(bp+"/type", "type is required (message, action or delay)")
+		v.add(bp+"/type", "type is required (message, action, delay, condition or split)")
 	default:
-		v.add(bp+"/type", "unknown block type %q (want message, action or delay)", b.Type)
+		v.add(bp+"/type", "unknown block type %q (want message, action, delay, condition or split)", b.Type)
 	}
+	v.logicMembers(bp, b)
 
 	v.refs(bp+"/next", b.Next, "next blocks")
 }
@@ -195,6 +200,7 @@ func (v *validator) message(bp string, b *Block) {
 	if b.Seconds != 0 {
 		v.add(bp+"/seconds", "a message block has no seconds; use a delay block")
 	}
+	v.waits(bp, b)
 }
 
 func (v *validator) actionBlock(bp string, b *Block) {
@@ -220,11 +226,12 @@ func (v *validator) actionBlock(bp string, b *Block) {
 
 func (v *validator) delay(bp string, b *Block) {
 	switch {
-	case b.Seconds == 0:
-		v.add(bp+"/seconds", "seconds is required (1 to %d, 30 days)", MaxDelaySeconds)
-	case b.Seconds < 1 || b.Seconds > MaxDelaySeconds:
-		v.add(bp+"/seconds", "seconds must be between 1 and %d (30 days), got %d", MaxDelaySeconds, b.Seconds)
+	case b.Seconds == 0 && b.Window == nil && b.Until == nil:
+		v.add(bp+"/seconds", "seconds is required (1 to %d, 365 days), unless the delay has a window or until", MaxDelaySeconds)
+	case b.Seconds < 0 || b.Seconds > MaxDelaySeconds:
+		v.add(bp+"/seconds", "seconds must be between 1 and %d (365 days), got %d", MaxDelaySeconds, b.Seconds)
 	}
+	v.delayTiming(bp, b)
 	if b.Text != "" {
 		v.add(bp+"/text", "a delay block has no text; use a message block")
 	}
@@ -597,6 +604,24 @@ func (v *validator) edges(i int) []edge {
 			out = append(out, edge{j, bp + "/next/" + strconv.Itoa(k)})
 		}
 	}
+	list := func(ptr string, ids []string) {
+		for k, id := range ids {
+			if j, ok := v.index[id]; ok {
+				out = append(out, edge{j, ptr + "/" + strconv.Itoa(k)})
+			}
+		}
+	}
+	for k := range b.Branches {
+		list(bp+"/branches/"+strconv.Itoa(k)+"/next", b.Branches[k].Next)
+	}
+	list(bp+"/else", b.Else)
+	for k := range b.Buttons {
+		list(bp+"/buttons/"+strconv.Itoa(k)+"/next", b.Buttons[k].Next)
+	}
+	if r := b.Reply; r != nil {
+		list(bp+"/reply/next", r.Next)
+		list(bp+"/reply/on_timeout", r.OnTimeout)
+	}
 	for a := range b.Actions {
 		act := &b.Actions[a]
 		ap := bp + "/actions/" + strconv.Itoa(a)
@@ -659,7 +684,11 @@ func (v *validator) loops() {
 	visit = func(i int) {
 		color[i] = grey
 		path = append(path, i)
-		for _, e := range v.edges(i) {
+		var out []edge
+		if !v.t.Blocks[i].WaitsForSubscriber() {
+			out = v.edges(i) // a message that waits goes on only once the subscriber answered
+		}
+		for _, e := range out {
 			if v.t.Blocks[e.to].Type == BlockDelay {
 				continue
 			}

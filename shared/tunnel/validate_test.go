@@ -138,8 +138,8 @@ func TestValidateRules(t *testing.T) {
 			{"/blocks/3/next/0", `block "bye" does not exist`},
 			{"/blocks/4/id", `duplicate block id "after" (first used by /blocks/2)`},
 		}},
-		{"type missing", func(t *Tunnel) { t.Blocks[2].Type = "" }, []fe{{"/blocks/2/type", "type is required (message, action or delay)"}}},
-		{"type unknown", func(t *Tunnel) { t.Blocks[2].Type = "video" }, []fe{{"/blocks/2/type", `unknown block type "video" (want message, action or delay)`}}},
+		{"type missing", func(t *Tunnel) { t.Blocks[2].Type = "" }, []fe{{"/blocks/2/type", "type is required (message, action, delay, condition or split)"}}},
+		{"type unknown", func(t *Tunnel) { t.Blocks[2].Type = "video" }, []fe{{"/blocks/2/type", `unknown block type "video" (want message, action, delay, condition or split)`}}},
 
 		// next and reachability
 		{"next unknown", func(t *Tunnel) { t.Blocks[2].Next = []string{"bye", "ghost", ""} }, []fe{
@@ -228,10 +228,10 @@ func TestValidateRules(t *testing.T) {
 
 		// delay blocks
 		{"delay 1 second", func(t *Tunnel) { t.Blocks[3].Seconds = 1 }, nil},
-		{"delay 30 days", func(t *Tunnel) { t.Blocks[3].Seconds = 2592000 }, nil},
-		{"delay missing", func(t *Tunnel) { t.Blocks[3].Seconds = 0 }, []fe{{"/blocks/3/seconds", "seconds is required (1 to 2592000, 30 days)"}}},
-		{"delay negative", func(t *Tunnel) { t.Blocks[3].Seconds = -1 }, []fe{{"/blocks/3/seconds", "seconds must be between 1 and 2592000 (30 days), got -1"}}},
-		{"delay too long", func(t *Tunnel) { t.Blocks[3].Seconds = 2592001 }, []fe{{"/blocks/3/seconds", "seconds must be between 1 and 2592000 (30 days), got 2592001"}}},
+		{"delay 365 days", func(t *Tunnel) { t.Blocks[3].Seconds = 31536000 }, nil},
+		{"delay missing", func(t *Tunnel) { t.Blocks[3].Seconds = 0 }, []fe{{"/blocks/3/seconds", "seconds is required (1 to 31536000, 365 days), unless the delay has a window or until"}}},
+		{"delay negative", func(t *Tunnel) { t.Blocks[3].Seconds = -1 }, []fe{{"/blocks/3/seconds", "seconds must be between 1 and 31536000 (365 days), got -1"}}},
+		{"delay too long", func(t *Tunnel) { t.Blocks[3].Seconds = 31536001 }, []fe{{"/blocks/3/seconds", "seconds must be between 1 and 31536000 (365 days), got 31536001"}}},
 		{"delay with content", func(t *Tunnel) {
 			t.Blocks[3].Text = "x"
 			t.Blocks[3].Email = &EmailContent{Subject: "s", HTML: "h"}
@@ -558,7 +558,7 @@ func TestValidateBrokenTunnelReportsEverything(t *testing.T) {
 		{"/blocks/1/actions/2/headers/0/name", `"Bad Name" is not a valid HTTP header name`},
 		{"/blocks/1/actions/2/on_error/0", `block "nowhere" does not exist`},
 		{"/blocks/1/actions/2/timeout_ms", "timeout_ms must be between 100 and 30000 (or 0 for the default), got 5"},
-		{"/blocks/2/seconds", "seconds is required (1 to 2592000, 30 days)"},
+		{"/blocks/2/seconds", "seconds is required (1 to 31536000, 365 days), unless the delay has a window or until"},
 		{"/blocks/3/id", `duplicate block id "start" (first used by /blocks/0)`},
 		{"/blocks/4/id", `block "lonely" is not reachable from the entry block`},
 	}
