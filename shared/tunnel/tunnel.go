@@ -44,7 +44,7 @@ const (
 	MaxBlocks       = 500
 	MaxActions      = 50
 	MaxNext         = 20
-	MaxNameLen      = 200     // characters
+	MaxNameLen      = 200 // characters
 	MaxDelaySeconds = MaxWaitSeconds
 	MinTimeoutMS    = 100
 	MaxTimeoutMS    = 30000
