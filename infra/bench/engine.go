@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -404,4 +405,19 @@ func (st *memStore) changeTags(ws, id string, tags []string, add bool) error {
 		}
 	}
 	return nil
+}
+
+// The bench's tunnel has no message that waits for the subscriber.
+var errNoWaits = errors.New("bench: the in-process store keeps no waits")
+
+func (st *memStore) OpenWait(ctx context.Context, ws, id string, w engine.Wait) error {
+	return errNoWaits
+}
+
+func (st *memStore) EndWait(ctx context.Context, ws, id, key, wait, by, how string) (bool, error) {
+	return false, errNoWaits
+}
+
+func (st *memStore) CountInvalid(ctx context.Context, ws, id, key, wait, by string) (int, bool, error) {
+	return 0, false, errNoWaits
 }

@@ -145,7 +145,64 @@ func copySubscriber(s *Subscriber) *Subscriber {
 	for k, v := range s.Stops {
 		c.Stops[k] = slices.Clone(v)
 	}
+	c.Waits = map[string]Wait{}
+	for k, v := range s.Waits {
+		v.Invalid = slices.Clone(v.Invalid)
+		c.Waits[k] = v
+	}
 	return &c
+}
+
+func (f *fakeStore) OpenWait(ctx context.Context, ws, subID string, w Wait) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sub, ok := f.subs[subKey(ws, subID)]
+	if !ok {
+		return ErrNotFound
+	}
+	if sub.Waits == nil {
+		sub.Waits = map[string]Wait{}
+	}
+	key := WaitKey(w.Tunnel, w.Block)
+	if old, ok := sub.Waits[key]; ok && old.ID == w.ID {
+		return nil
+	}
+	sub.Waits[key] = w
+	return nil
+}
+
+func (f *fakeStore) EndWait(ctx context.Context, ws, subID, key, id, by, how string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sub, ok := f.subs[subKey(ws, subID)]
+	if !ok {
+		return false, ErrNotFound
+	}
+	w, ok := sub.Waits[key]
+	if !ok || w.ID != id || (w.By != "" && w.By != by) {
+		return false, nil
+	}
+	w.By, w.How = by, how
+	sub.Waits[key] = w
+	return true, nil
+}
+
+func (f *fakeStore) CountInvalid(ctx context.Context, ws, subID, key, id, by string) (int, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sub, ok := f.subs[subKey(ws, subID)]
+	if !ok {
+		return 0, false, ErrNotFound
+	}
+	w, ok := sub.Waits[key]
+	if !ok || w.ID != id || w.By != "" {
+		return 0, false, nil
+	}
+	if !slices.Contains(w.Invalid, by) {
+		w.Invalid = append(w.Invalid, by)
+	}
+	sub.Waits[key] = w
+	return len(w.Invalid), true, nil
 }
 
 func (f *fakeStore) Subscriber(ctx context.Context, ws, id string) (*Subscriber, error) {

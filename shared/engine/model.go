@@ -51,7 +51,45 @@ type Subscriber struct {
 	Plans map[string]PlanMembership
 	// CRM holds the amoCRM ids linked to the subscriber.
 	CRM CRMLinks
+	// Timezone is the subscriber's IANA time zone ("" when unknown): from
+	// an event, or a custom field with the id "timezone".
+	Timezone string
+	// LastHTTPStatus is the status of the subscriber's last external request
+	// (0: none ran, or it got no answer).
+	LastHTTPStatus int
+	// Waits are the message blocks waiting for the subscriber's answer, by
+	// WaitKey(tunnel, block).
+	Waits map[string]Wait
 }
+
+// WaitKey names the wait of a message block; a block asks again only by
+// replacing its earlier wait, so a subscriber has at most one per block.
+func WaitKey(tunnel, block string) string { return tunnel + "#" + block }
+
+// Wait is a message block waiting for the subscriber: a button press or a
+// reply resumes the run, or the timeout step ends the wait. Ending it is one
+// conditional write, so exactly one of them goes on.
+type Wait struct {
+	// ID is the step that asked; replies and the timeout name it.
+	ID     string `dynamodbav:"id"`
+	Tunnel string `dynamodbav:"tunnel"`
+	Block  string `dynamodbav:"block"`
+	Gen    int    `dynamodbav:"gen"`
+	// At is the asking step's origin time: a STOP after it covers the wait.
+	At      time.Time `dynamodbav:"at"`
+	AskedAt time.Time `dynamodbav:"asked_at"`
+	// Until is when the timeout fires (nil: never).
+	Until *time.Time `dynamodbav:"until,omitempty"`
+	// By is the step that ended the wait, How what it was (button, reply,
+	// invalid, timeout); both empty while the wait is open.
+	By  string `dynamodbav:"by,omitempty"`
+	How string `dynamodbav:"how,omitempty"`
+	// Invalid are the reply steps that brought an invalid answer.
+	Invalid []string `dynamodbav:"invalid,omitempty,stringset"`
+}
+
+// Open reports whether the wait still waits.
+func (w Wait) Open() bool { return w.By == "" }
 
 // EmailAccount is a subscriber's linked email account (SPEC 4.5). Stored on
 // the profile as the map attribute email_account.

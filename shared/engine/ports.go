@@ -35,6 +35,25 @@ type Store interface {
 	SaveChatMessage(ctx context.Context, ws, sub string, m ChatMessage) error
 	// PutTimer keeps a step whose Due is too far for a queue delay.
 	PutTimer(ctx context.Context, o Outgoing) error
+	// OpenWait records that a message block waits for the subscriber. It
+	// replaces an earlier wait of the same block but never the same wait
+	// (w.ID) again, so a retried ask cannot reopen a wait already answered.
+	OpenWait(ctx context.Context, ws, sub string, w Wait) error
+	// EndWait ends the wait w.ID of key for step by (how: button, reply,
+	// invalid, timeout). It reports false when the wait is gone, replaced, or
+	// was ended by another step; by ending it again is true (a retry).
+	EndWait(ctx context.Context, ws, sub, key, id, by, how string) (bool, error)
+	// CountInvalid adds reply step by to the invalid answers of the open wait
+	// id and answers how many there are (a retry counts once); ok is false
+	// when the wait is no longer open.
+	CountInvalid(ctx context.Context, ws, sub, key, id, by string) (n int, ok bool, err error)
+}
+
+// FieldWriter stores a subscriber's reply in a custom field.
+type FieldWriter interface {
+	// FieldType answers the type of a catalog field; ErrNotFound if absent.
+	FieldType(ctx context.Context, ws, id string) (string, error)
+	SetFields(ctx context.Context, ws, sub string, values map[string]any) error
 }
 
 // Queue sends steps to the queue of their kind. A step with Due in the future

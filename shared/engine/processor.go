@@ -102,6 +102,9 @@ type Processor struct {
 	Actions map[string]ActionFunc
 	// EmailMessage sends a message block's email content on an email run.
 	EmailMessage ActionFunc
+	// Fields stores replies in custom fields (reply.field); nil leaves them
+	// unstored.
+	Fields FieldWriter
 	// MaxAttempts is the queue's maxReceiveCount.
 	MaxAttempts int
 	// MaxStepsWithoutWait bounds the steps a run may take without waiting
@@ -202,6 +205,9 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	rec.FinishedAt = p.now()
 	rec.Children = children
 	delta := -1
+	if s.Phase == PhaseReply {
+		delta = 0 // an answer comes from outside: nothing counted it as pending
+	}
 	for _, c := range children {
 		if c.Step.Tunnel == s.Tunnel && c.Step.Channel == s.Channel && c.Step.Gen == s.Gen {
 			delta++
@@ -309,17 +315,24 @@ func (p *Processor) run(ctx context.Context, s Step, t *tunnel.Tunnel, sub *Subs
 	var out Outcome
 	var err error
 	switch b.Type {
-	case "message":
-		out, err = p.message(ctx, ac, claim)
-	case "delay":
-		due := claim.StartedAt.Add(time.Duration(b.Seconds) * time.Second)
-		out = Done(map[string]any{"seconds": b.Seconds, "due_at": due})
-		children := Advance(t, s, b.Next, claim.StartedAt, &due)
-		if b.Waits() {
-			for i := range children {
-				children[i].Step.Spin = 0 // the run waited: a drip, not a spin
-			}
+	case tunnel.BlockMessage:
+		switch {
+		case s.Phase == PhaseReply:
+			return p.reply(ctx, ac, claim)
+		case s.Phase == PhaseTimeout:
+			return p.replyTimeout(ctx, ac, claim)
+		case b.WaitsForSubscriber() && s.Channel == ChannelChat:
+			return p.ask(ctx, ac, claim)
 		}
+		out, err = p.message(ctx, ac, claim)
+	case tunnel.BlockDelay:
+		out, children := p.delay(ac, claim)
+		return out, children, nil
+	case tunnel.BlockCondition:
+		out, children := p.condition(ac, claim)
+		return out, children, nil
+	case tunnel.BlockSplit:
+		out, children := p.split(ac, claim)
 		return out, children, nil
 	case "action":
 		ac.Action = b.Actions[s.Action]
@@ -556,7 +569,7 @@ func (p *Processor) message(ctx context.Context, ac *ActionContext, claim Claim)
 	}
 	detail, err := p.Messenger.Deliver(ctx, s.WS, ChatDelivery{
 		StepID: s.ID, SubscriberID: sub.ID, Channel: id.Channel, ExternalID: id.ExternalID,
-		Tunnel: s.Tunnel, Block: s.Block, Text: text,
+		Tunnel: s.Tunnel, Block: s.Block, Text: text, Buttons: chatButtons(b),
 	})
 	var out Outcome
 	switch {
@@ -582,6 +595,17 @@ func (p *Processor) message(ctx context.Context, ac *ActionContext, claim Claim)
 		return Outcome{}, fmt.Errorf("store chat message: %w", err)
 	}
 	return out, nil
+}
+
+func chatButtons(b *tunnel.Block) []ChatButton {
+	if len(b.Buttons) == 0 {
+		return nil
+	}
+	out := make([]ChatButton, len(b.Buttons))
+	for i, bt := range b.Buttons {
+		out[i] = ChatButton{ID: bt.ID, Text: bt.Text}
+	}
+	return out
 }
 
 // render fills placeholders for a subscriber; variables are read only when

@@ -51,6 +51,29 @@ type Step struct {
 	// past the processor's bound is failed instead of run: a loop that never
 	// waits ends by itself (see Processor.MaxStepsWithoutWait).
 	Spin int `json:"spin,omitempty"`
+	// Phase says which part of a block's work this step does when the block
+	// takes more than one step: a reply, a re-ask or the timeout of a message
+	// that waits, the wake-up of a delay with a window. Empty: the block's
+	// first (usually only) step.
+	Phase string `json:"phase,omitempty"`
+	// Input is what the subscriber answered, on a reply step.
+	Input *Input `json:"input,omitempty"`
+}
+
+// Phases of a step (Step.Phase).
+const (
+	PhaseReply   = "reply"
+	PhaseReask   = "reask"
+	PhaseTimeout = "timeout"
+	PhaseWake    = "wake"
+)
+
+// Input is a subscriber's answer to a waiting message: the wait it is for,
+// and a pressed button's id or the text they sent.
+type Input struct {
+	Wait   string `json:"wait"`
+	Button string `json:"button,omitempty"`
+	Text   string `json:"text,omitempty"`
 }
 
 // Hold is the priority rule in flight: Then starts once every block of Actions

@@ -25,6 +25,7 @@ var _ engine.Store = (*Store)(nil)
 const (
 	runPrefix  = "run#"
 	stopPrefix = "stops#"
+	waitPrefix = "wait#"
 	// maxStops bounds the STOP markers kept per tunnel on a subscriber.
 	maxStops = 50
 	// stepInProgress is a claimed step that has not finished.
@@ -118,8 +119,22 @@ func decodeSubscriber(ws string, item map[string]types.AttributeValue) (*engine.
 				return nil, fmt.Errorf("subscriber %s %s: %w", sub.ID, name, err)
 			}
 			sub.Stops[strings.TrimPrefix(name, stopPrefix)] = ms
+		case strings.HasPrefix(name, waitPrefix):
+			var w engine.Wait
+			if err := attributevalue.Unmarshal(v, &w); err != nil {
+				return nil, fmt.Errorf("subscriber %s %s: %w", sub.ID, name, err)
+			}
+			if sub.Waits == nil {
+				sub.Waits = map[string]engine.Wait{}
+			}
+			sub.Waits[strings.TrimPrefix(name, waitPrefix)] = w
 		}
 	}
+	sub.Timezone = str(item, "timezone")
+	if tz, ok := sub.Fields["timezone"].(string); ok && sub.Timezone == "" {
+		sub.Timezone = tz // a custom field "timezone" (set_field) when no event said
+	}
+	sub.LastHTTPStatus = int(num(item, "last_http_status"))
 	return sub, nil
 }
 
