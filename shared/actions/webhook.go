@@ -28,6 +28,9 @@ type WebhookStore interface {
 	Catalog(ctx context.Context, ws string) (tunnel.Catalog, error)
 	// SetFields writes converted custom field values on the card.
 	SetFields(ctx context.Context, ws, sub string, values map[string]any) error
+	// RecordRequestStatus keeps the status of the subscriber's last request
+	// (0: no answer), which condition blocks test as last_request.
+	RecordRequestStatus(ctx context.Context, ws, sub string, status int) error
 }
 
 // Sizes of the response body kept where people read it.
@@ -91,6 +94,12 @@ func (w webhook) run(ctx context.Context, ac *engine.ActionContext) (engine.Outc
 
 	ex := w.rq.Send(ctx, r, def, cat.Fields, s.ID)
 	detail := ex.Detail()
+	if ex.Outcome.Verdict != httpreq.Transient || ac.FinalAttempt {
+		// The request's last word: what a condition on last_request reads.
+		if err := w.st.RecordRequestStatus(ctx, s.WS, s.Sub, ex.Response.Status); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return engine.Outcome{}, fmt.Errorf("record the request's status: %w", err)
+		}
+	}
 	switch ex.Outcome.Verdict {
 	case httpreq.OK:
 		values := map[string]any{}

@@ -24,13 +24,14 @@ import (
 
 // fakeWebhookStore is the store of the action, in memory.
 type fakeWebhookStore struct {
-	mu      sync.Mutex
-	vars    map[string]string
-	fields  map[string]string
-	written map[string]any
-	writes  int
-	varsErr error
-	setErr  error
+	statuses []int // RecordRequestStatus calls, in order
+	mu       sync.Mutex
+	vars     map[string]string
+	fields   map[string]string
+	written  map[string]any
+	writes   int
+	varsErr  error
+	setErr   error
 }
 
 func (f *fakeWebhookStore) Variables(ctx context.Context, ws string) (map[string]string, error) {
@@ -39,6 +40,13 @@ func (f *fakeWebhookStore) Variables(ctx context.Context, ws string) (map[string
 
 func (f *fakeWebhookStore) Catalog(ctx context.Context, ws string) (tunnel.Catalog, error) {
 	return tunnel.Catalog{Fields: f.fields}, nil
+}
+
+func (f *fakeWebhookStore) RecordRequestStatus(ctx context.Context, ws, sub string, status int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.statuses = append(f.statuses, status)
+	return nil
 }
 
 func (f *fakeWebhookStore) SetFields(ctx context.Context, ws, sub string, values map[string]any) error {

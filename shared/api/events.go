@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tunnels/tunnels/shared/engine"
+	"github.com/tunnels/tunnels/shared/schedule"
 	"github.com/tunnels/tunnels/shared/store"
 	"github.com/tunnels/tunnels/shared/tunnel"
 )
@@ -20,6 +22,7 @@ type eventInput struct {
 	LeadSource string `json:"lead_source"`
 	Block      string `json:"block"`
 	Text       string `json:"text"`
+	Button     string `json:"button"`
 	Subscriber struct {
 		Channel    string `json:"channel"`
 		ExternalID string `json:"external_id"`
@@ -27,6 +30,7 @@ type eventInput struct {
 		LastName   string `json:"last_name"`
 		Email      string `json:"email"`
 		Phone      string `json:"phone"`
+		Timezone   string `json:"timezone"`
 	} `json:"subscriber"`
 }
 
@@ -83,7 +87,7 @@ func (s *Server) postEvent(r *http.Request, ws string) response {
 			}
 		}
 	}
-	if in.Type != "message" {
+	if in.Type != "message" && in.Type != "button" {
 		t, err := s.Store.Tunnel(ctx, ws, tunnelID)
 		if errors.Is(err, engine.ErrNotFound) {
 			return invalid("unknown tunnel", FieldError{Pointer: "/tunnel", Detail: fmt.Sprintf("unknown tunnel %q", tunnelID)})
@@ -100,7 +104,7 @@ func (s *Server) postEvent(r *http.Request, ws string) response {
 
 	sub := in.Subscriber
 	subID, err := s.Store.UpsertSubscriber(ctx, ws, engine.Identity{Channel: sub.Channel, ExternalID: sub.ExternalID},
-		store.Profile{FirstName: sub.FirstName, LastName: sub.LastName, Email: sub.Email, Phone: sub.Phone})
+		store.Profile{FirstName: sub.FirstName, LastName: sub.LastName, Email: sub.Email, Phone: sub.Phone, Timezone: sub.Timezone})
 	if err != nil {
 		return internalErr(err)
 	}
@@ -108,10 +112,20 @@ func (s *Server) postEvent(r *http.Request, ws string) response {
 	answer := eventAnswer{SubscriberID: subID}
 	var steps []engine.Outgoing
 	switch in.Type {
-	case "message":
+	case "message", "button":
+		var reply *engine.Outgoing
+		var text string
+		reply, text, err = s.answer(r, ws, subID, &in, now)
+		if err != nil {
+			break
+		}
 		err = s.Store.RecordInbound(ctx, ws, subID, engine.ChatMessage{
-			ID: "in" + engine.DeriveID(ws, "event", in.EventID), Direction: "inbound", Text: in.Text, CreatedAt: now,
+			ID: "in" + engine.DeriveID(ws, "event", in.EventID), Direction: "inbound", Text: text, CreatedAt: now,
 		})
+		if err == nil && reply != nil {
+			steps = append(steps, *reply)
+			answer.Run = &runRef{Tunnel: reply.Step.Tunnel, Channel: engine.ChannelChat, Generation: reply.Step.Gen}
+		}
 	default:
 		block := in.Block
 		if block == "" {
@@ -147,6 +161,63 @@ func (s *Server) postEvent(r *http.Request, ws string) response {
 		return internalErr(err)
 	}
 	return s.finishEvent(r, ws, in.EventID, rec)
+}
+
+// answer finds the wait an inbound message or button press answers and makes
+// the reply step that resumes it (nil when it answers nothing: a message is
+// then only a chat message). Among several waits that the answer fits, the
+// one asked last wins. Waits of a superseded run, stopped, or past their
+// timeout are passed over. It also says what to store in the chat: the text,
+// or the pressed button's label.
+func (s *Server) answer(r *http.Request, ws, subID string, in *eventInput, now time.Time) (*engine.Outgoing, string, error) {
+	ctx := r.Context()
+	text := in.Text
+	if in.Type == "button" {
+		text = "[" + in.Button + "]"
+	}
+	sub, err := s.Store.Subscriber(ctx, ws, subID)
+	if err != nil {
+		return nil, text, err
+	}
+	var best *engine.Wait
+	var bestBlock *tunnel.Block
+	for _, w := range sub.Waits {
+		if !w.Open() || (w.Until != nil && !now.Before(*w.Until)) {
+			continue
+		}
+		if in.Type == "button" && (w.Block != in.Block || (in.Tunnel != "" && w.Tunnel != in.Tunnel)) {
+			continue
+		}
+		if run, ok := sub.Runs[engine.RunKey(w.Tunnel, engine.ChannelChat)]; ok && run.Gen > w.Gen {
+			continue
+		}
+		t, err := s.Store.Tunnel(ctx, ws, w.Tunnel)
+		if errors.Is(err, engine.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, text, err
+		}
+		b, ok := t.Block(w.Block)
+		if !ok || !engine.Answers(b, in.Button, in.Text) {
+			continue
+		}
+		probe := engine.ReplyStep(ws, subID, in.EventID, w, engine.Input{})
+		if _, stopped := engine.Stopped(t, probe, sub.Stops[w.Tunnel]); stopped {
+			continue
+		}
+		if best == nil || w.AskedAt.After(best.AskedAt) {
+			w := w
+			best, bestBlock = &w, b
+		}
+	}
+	if best == nil {
+		return nil, text, nil
+	}
+	if bt, ok := bestBlock.Button(in.Button); ok {
+		text = bt.Text
+	}
+	step := engine.ReplyStep(ws, subID, in.EventID, *best, engine.Input{Button: in.Button, Text: in.Text})
+	return &engine.Outgoing{Kind: engine.KindFlow, Step: step}, text, nil
 }
 
 // finishEvent enqueues an event's first steps if that has not happened yet
@@ -188,11 +259,31 @@ func (in *eventInput) validate(v *validator) {
 				v.add(ptr, "a message event takes no %s", ptr[1:])
 			}
 		}
+	case "button":
+		if in.Button == "" {
+			v.add("/button", "a button event needs the id of the pressed button")
+		}
+		if in.Block == "" {
+			v.add("/block", "a button event needs the block whose button was pressed")
+		} else if !validID(in.Block) {
+			v.add("/block", "%q is not a valid block id", in.Block)
+		}
+		if in.LeadSource != "" {
+			v.add("/lead_source", "a button event takes no lead_source")
+		}
 	default:
-		v.add("/type", "type must be subscribe, message or start, not %q", in.Type)
+		v.add("/type", "type must be subscribe, message, button or start, not %q", in.Type)
 	}
 	if in.Type != "message" && in.Text != "" {
 		v.add("/text", "only a message event carries text")
+	}
+	if in.Type != "button" && in.Button != "" {
+		v.add("/button", "only a button event names a button")
+	}
+	if tz := in.Subscriber.Timezone; tz != "" {
+		if _, err := schedule.LoadLocation(tz); err != nil {
+			v.add("/subscriber/timezone", "%v", err)
+		}
 	}
 	if in.Tunnel != "" && !validID(in.Tunnel) {
 		v.add("/tunnel", "%q is not a valid tunnel id", in.Tunnel)

@@ -87,6 +87,7 @@ func StepHandler(d Deps, kind engine.Kind) *stepbatch.Handler {
 		Vars:        st,
 		Messenger:   &Messenger{Store: st, Client: &connector.Client{HTTP: egress.NewClient(egress.Policy{Allow: d.Config.EgressAllow}, egress.Options{})}},
 		Actions:     actionsFor(d, st, kind),
+		Fields:      st,
 		MaxAttempts: d.Config.MaxReceives,
 		Log:         d.Log,
 

@@ -202,6 +202,12 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 		return err
 	}
 	rec.Status, rec.Reason, rec.Detail = out.Status, out.Reason, out.Detail
+	if s.Phase != "" {
+		if rec.Detail == nil {
+			rec.Detail = map[string]any{}
+		}
+		rec.Detail["phase"] = s.Phase // which part of the block's work: reply, timeout, reask, wake
+	}
 	rec.FinishedAt = p.now()
 	rec.Children = children
 	delta := -1

@@ -164,17 +164,16 @@ func (p *Processor) reply(ctx context.Context, ac *ActionContext, claim Claim) (
 		if !open {
 			return Skipped("the wait was ended by another answer or the timeout"), nil, nil
 		}
-		detail := map[string]any{"wait": w.ID, "reply": clip(in.Text), "valid": false, "invalid_replies": n}
+		detail := map[string]any{"wait": w.ID, "reply": clip(in.Text), "valid": false, "problem": problem, "invalid_replies": n}
 		if n >= tunnel.MaxReplyAttempts {
 			if ok, err := end("invalid"); err != nil || !ok {
 				return Skipped("the wait was ended by another answer or the timeout"), nil, err
 			}
-			out := Done(detail)
-			out.Reason = fmt.Sprintf("%s; %d invalid replies, the run takes on_timeout", problem, n)
-			return out, Advance(t, s, r.OnTimeout, claim.StartedAt, nil), nil
+			detail["took"] = "on_timeout"
+			return Done(detail), Advance(t, s, r.OnTimeout, claim.StartedAt, nil), nil
 		}
+		detail["took"] = "reask"
 		out := Done(detail)
-		out.Reason = problem + "; the message is sent again"
 		again := childStep(s, DeriveID(s.ID, "reask"), s.Block, claim.StartedAt, nil)
 		again.Phase = PhaseReask
 		return out, []Outgoing{{Kind: KindFlow, Step: again}}, nil

@@ -20,6 +20,8 @@ import (
 // Profile is what an inbound event says about a subscriber.
 type Profile struct {
 	FirstName, LastName, Email, Phone string
+	// Timezone is an IANA time zone name (delay windows in the subscriber's zone).
+	Timezone string
 }
 
 // NewID makes a random, time-ordered id (26 chars of Crockford base32).
@@ -84,7 +86,7 @@ func (st *Store) UpsertSubscriber(ctx context.Context, ws string, id engine.Iden
 		":id": s(subID), ":now": s(ts(now)), ":ch": s(ch), ":chs": &types.AttributeValueMemberSS{Value: []string{ch}},
 		":empty": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}},
 	}
-	for name, v := range map[string]string{"first_name": p.FirstName, "last_name": p.LastName, "email": p.Email, "phone": p.Phone} {
+	for name, v := range map[string]string{"first_name": p.FirstName, "last_name": p.LastName, "email": p.Email, "phone": p.Phone, "timezone": p.Timezone} {
 		if v != "" {
 			sets = append(sets, "#"+name+" = :"+name)
 			names["#"+name] = name
