@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/tunnels/tunnels/shared/engine"
 	"github.com/tunnels/tunnels/shared/store"
@@ -36,6 +37,17 @@ type cardView struct {
 	SalesPlans   []planView     `json:"sales_plans"`
 	CRM          map[string]any `json:"crm"`
 	Runs         []runView      `json:"runs"`
+	Timezone     string         `json:"timezone"`
+	Waits        []waitView     `json:"waits"`
+}
+
+// waitView is a message block waiting for the subscriber's answer.
+type waitView struct {
+	Tunnel     string `json:"tunnel"`
+	Block      string `json:"block"`
+	Generation int    `json:"generation"`
+	AskedAt    Time   `json:"asked_at"`
+	TimeoutAt  *Time  `json:"timeout_at"`
 }
 
 func (s *Server) getSubscriber(r *http.Request, ws string) response {
@@ -52,8 +64,20 @@ func (s *Server) getSubscriber(r *http.Request, ws string) response {
 		ID: sub.ID, FirstName: sub.FirstName, LastName: sub.LastName, Email: sub.Email, Phone: sub.Phone,
 		Channels: []identityView{}, Tags: sub.Tags, Fields: sub.Fields, SalesPlans: []planView{},
 		CRM:  map[string]any{"amo_contact_id": nil, "amo_lead_ids": []int64{}},
-		Runs: []runView{},
+		Runs: []runView{}, Timezone: sub.Timezone, Waits: []waitView{},
 	}
+	for _, w := range sub.Waits {
+		if !w.Open() {
+			continue
+		}
+		wv := waitView{Tunnel: w.Tunnel, Block: w.Block, Generation: w.Gen, AskedAt: Time(w.AskedAt)}
+		if w.Until != nil {
+			t := Time(*w.Until)
+			wv.TimeoutAt = &t
+		}
+		v.Waits = append(v.Waits, wv)
+	}
+	sort.Slice(v.Waits, func(i, j int) bool { return time.Time(v.Waits[i].AskedAt).Before(time.Time(v.Waits[j].AskedAt)) })
 	if a := sub.EmailAccount; a != nil {
 		var lead *string // null when the account came through no lead source
 		if a.LeadSource != "" {

@@ -596,14 +596,17 @@ func TestActionsAreExact(t *testing.T) {
 	}
 	checkUnion(t, "Action", want)
 	checkUnion(t, "Block", map[string][]string{
-		"message": {"email", "id", "next", "text"},
-		"action":  {"actions", "id", "next"},
-		"delay":   {"id", "next", "seconds"},
+		"message":   {"buttons", "email", "id", "next", "reply", "text", "ui"},
+		"action":    {"actions", "id", "next", "ui"},
+		"delay":     {"id", "next", "seconds", "ui", "until", "window"},
+		"condition": {"branches", "else", "id", "ui"},
+		"split":     {"branches", "id", "ui"},
 	})
 	checkUnion(t, "Event", map[string][]string{
 		"subscribe": {"event_id", "lead_source", "subscriber", "tunnel"},
 		"message":   {"event_id", "subscriber", "text"},
 		"start":     {"block", "event_id", "subscriber", "tunnel"},
+		"button":    {"block", "button", "event_id", "subscriber", "tunnel"},
 	})
 }
 

@@ -104,6 +104,20 @@ func describe(errs []*liberrors.ValidationError) string {
 	return b.String()
 }
 
+// logicTunnel has a block of each funnel-logic kind.
+const logicTunnel = `{"name": "Logic", "entry": "check", "blocks": [
+  {"id": "check", "type": "condition", "ui": {"x": 10, "y": 20.5}, "branches": [
+    {"name": "vip", "when": {"has_tag": "vip"}, "next": ["ask"]},
+    {"when": {"all": [{"field": "age", "op": "gt", "value": 18}, {"not": {"subscriber": "email", "op": "is_set"}},
+      {"any": [{"plan": "q4", "op": "eq", "value": "won"}, {"channel": "telegram"}, {"last_request": "http_status", "op": "lt", "value": 400}]}]},
+     "next": ["ab"]}],
+   "else": ["wait"]},
+  {"id": "ab", "type": "split", "branches": [{"name": "A", "weight": 50, "next": ["ask"]}, {"name": "B", "weight": 50, "next": ["wait"]}]},
+  {"id": "ask", "type": "message", "text": "Email?", "buttons": [{"id": "later", "text": "Later", "next": ["wait"]}],
+   "reply": {"field": "email_answer", "validate": "email", "timeout_seconds": 3600, "on_timeout": ["wait"], "next": ["wait"]}},
+  {"id": "wait", "type": "delay", "seconds": 60, "window": {"timezone": "subscriber", "hours": ["09:00", "21:00"], "weekdays": ["mon", "tue"]}}
+]}`
+
 func TestRequestBodies(t *testing.T) {
 	v := newValidator(t)
 	tests := []struct {
@@ -133,8 +147,23 @@ func TestRequestBodies(t *testing.T) {
 			strings.Replace(specTunnel, `{"type": "mark_unread"}`, `{"type": "mark_read"}`, 1), false},
 		{"amo_deal without its stage", "PUT", "/v1/tunnels/webinar",
 			strings.Replace(specTunnel, `"status_id": 142, `, ``, 1), false},
-		{"delay past 30 days", "PUT", "/v1/tunnels/webinar",
-			strings.Replace(specTunnel, `"seconds": 86400`, `"seconds": 2592001`, 1), false},
+		{"delay past 365 days", "PUT", "/v1/tunnels/webinar",
+			strings.Replace(specTunnel, `"seconds": 86400`, `"seconds": 31536001`, 1), false},
+		{"delay of 200 days in a window", "PUT", "/v1/tunnels/webinar",
+			strings.Replace(specTunnel, `"seconds": 86400`, `"seconds": 17280000, "window": {"timezone": "Europe/Moscow", "hours": ["09:00", "21:00"], "weekdays": ["mon", "fri"]}`, 1), true},
+		{"delay until a date field", "PUT", "/v1/tunnels/webinar",
+			strings.Replace(specTunnel, `"seconds": 86400`, `"until": {"field": "webinar_at", "offset_seconds": -3600}`, 1), true},
+		{"delay window in a made-up format", "PUT", "/v1/tunnels/webinar",
+			strings.Replace(specTunnel, `"seconds": 86400`, `"seconds": 60, "window": {"timezone": "Europe/Moscow", "hours": ["9am", "9pm"]}`, 1), false},
+		{"logic blocks", "PUT", "/v1/tunnels/logic", logicTunnel, true},
+		{"condition without a rule", "PUT", "/v1/tunnels/logic",
+			strings.Replace(logicTunnel, `"when": {"has_tag": "vip"}, `, ``, 1), false},
+		{"rule with two forms", "PUT", "/v1/tunnels/logic",
+			strings.Replace(logicTunnel, `{"has_tag": "vip"}`, `{"has_tag": "vip", "lacks_tag": "x"}`, 1), false},
+		{"split with a rule", "PUT", "/v1/tunnels/logic",
+			strings.Replace(logicTunnel, `{"name": "A", "weight": 50`, `{"name": "A", "when": {"has_tag": "vip"}, "weight": 50`, 1), false},
+		{"button event", "POST", "/v1/events", `{"event_id": "b1", "type": "button", "button": "yes", "block": "ask", "subscriber": {"channel": "telegram", "external_id": "1"}}`, true},
+		{"button event without its block", "POST", "/v1/events", `{"event_id": "b1", "type": "button", "button": "yes", "subscriber": {"channel": "telegram", "external_id": "1"}}`, false},
 		{"bad block id", "PUT", "/v1/tunnels/webinar",
 			strings.Replace(specTunnel, `"id": "bye"`, `"id": "bye bye"`, 1), false},
 		{"external request method", "PUT", "/v1/tunnels/webinar",
