@@ -1,7 +1,5 @@
 package engine
 
-
-
 // condition takes the first branch whose rule holds for the subscriber, or
 // else; the journey says which and, rule by rule, why.
 func (p *Processor) condition(ac *ActionContext, claim Claim) (Outcome, []Outgoing) {
@@ -46,4 +44,3 @@ func toAny(ss []string) []any {
 	}
 	return out
 }
-

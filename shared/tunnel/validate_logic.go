@@ -55,10 +55,7 @@ func (v *validator) logicMembers(bp string, b *Block) {
 
 // condition checks a condition block: branches tried in order, each with a rule.
 func (v *validator) condition(bp string, b *Block) {
-	v.branchList(bp, b, 1)
-	for k := range b.Branches {
-		br := &b.Branches[k]
-		p := bp + "/branches/" + strconv.Itoa(k)
+	v.branchList(bp, b, 1, func(p string, br *Branch) {
 		if br.When == nil {
 			v.add(p+"/when", "a condition branch needs a rule (when)")
 		} else {
@@ -67,26 +64,25 @@ func (v *validator) condition(bp string, b *Block) {
 		if br.Weight != 0 {
 			v.add(p+"/weight", "a condition branch has no weight; use a split block")
 		}
-	}
+	})
 	v.refs(bp+"/else", b.Else, "else blocks")
 }
 
 // split checks a split block: at least two weighted branches.
 func (v *validator) split(bp string, b *Block) {
-	v.branchList(bp, b, 2)
-	for k := range b.Branches {
-		br := &b.Branches[k]
-		p := bp + "/branches/" + strconv.Itoa(k)
+	v.branchList(bp, b, 2, func(p string, br *Branch) {
 		if br.When != nil {
 			v.add(p+"/when", "a split branch has no rule; use a condition block")
 		}
 		if br.Weight < 1 || br.Weight > MaxWeight {
 			v.add(p+"/weight", "weight must be between 1 and %d, got %d", MaxWeight, br.Weight)
 		}
-	}
+	})
 }
 
-func (v *validator) branchList(bp string, b *Block, min int) {
+// branchList checks the branches of a condition or split, each in document order:
+// its name, what the block type checks (each), its next blocks.
+func (v *validator) branchList(bp string, b *Block, min int, each func(p string, br *Branch)) {
 	switch n := len(b.Branches); {
 	case n < min:
 		v.add(bp+"/branches", "a %s block needs at least %d branches, this one has %d", b.Type, min, n)
@@ -102,9 +98,11 @@ func (v *validator) branchList(bp string, b *Block, min int) {
 				v.add(p+"/name", "a branch name has at most 64 characters")
 			} else if first, dup := names[br.Name]; dup {
 				v.add(p+"/name", "branch name %q is also used by branch %d", br.Name, first)
+			} else {
+				names[br.Name] = k
 			}
-			names[br.Name] = k
 		}
+		each(p, br)
 		v.refs(p+"/next", br.Next, "next blocks")
 	}
 }
