@@ -410,7 +410,7 @@ func (st *memStore) changeTags(ws, id string, tags []string, add bool) error {
 // The bench's tunnel has no message that waits for the subscriber.
 var errNoWaits = errors.New("bench: the in-process store keeps no waits")
 
-func (st *memStore) OpenWait(ctx context.Context, ws, id string, w engine.Wait) error {
+func (st *memStore) OpenWait(ctx context.Context, ws, id string, w engine.Wait, prev string) error {
 	return errNoWaits
 }
 

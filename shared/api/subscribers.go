@@ -150,7 +150,7 @@ type journeyView struct {
 }
 
 // actionTypes are the types of action steps (the others are block types).
-var blockTypes = map[string]bool{"message": true, "delay": true, "action": true, "unknown": true}
+var blockTypes = map[string]bool{"message": true, "delay": true, "action": true, "condition": true, "split": true, "unknown": true}
 
 func (s *Server) getJourney(r *http.Request, ws string) response {
 	id := r.PathValue("id")

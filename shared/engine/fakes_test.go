@@ -153,7 +153,7 @@ func copySubscriber(s *Subscriber) *Subscriber {
 	return &c
 }
 
-func (f *fakeStore) OpenWait(ctx context.Context, ws, subID string, w Wait) error {
+func (f *fakeStore) OpenWait(ctx context.Context, ws, subID string, w Wait, prev string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	sub, ok := f.subs[subKey(ws, subID)]
@@ -164,8 +164,9 @@ func (f *fakeStore) OpenWait(ctx context.Context, ws, subID string, w Wait) erro
 		sub.Waits = map[string]Wait{}
 	}
 	key := WaitKey(w.Tunnel, w.Block)
-	if old, ok := sub.Waits[key]; ok && old.ID == w.ID {
-		return nil
+	old, had := sub.Waits[key]
+	if w.Replaced && (!had || old.ID != prev || !old.Open()) || !w.Replaced && had && (old.Open() || old.ID == w.ID) {
+		return errors.New("the block's wait changed")
 	}
 	sub.Waits[key] = w
 	return nil

@@ -86,6 +86,9 @@ type Wait struct {
 	How string `dynamodbav:"how,omitempty"`
 	// Invalid are the reply steps that brought an invalid answer.
 	Invalid []string `dynamodbav:"invalid,omitempty,stringset"`
+	// Replaced is set when this ask replaced a wait of the same block that
+	// was still open: the ask ended it (and took over its pending count).
+	Replaced bool `dynamodbav:"replaced,omitempty"`
 }
 
 // Open reports whether the wait still waits.

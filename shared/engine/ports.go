@@ -35,10 +35,12 @@ type Store interface {
 	SaveChatMessage(ctx context.Context, ws, sub string, m ChatMessage) error
 	// PutTimer keeps a step whose Due is too far for a queue delay.
 	PutTimer(ctx context.Context, o Outgoing) error
-	// OpenWait records that a message block waits for the subscriber. It
-	// replaces an earlier wait of the same block but never the same wait
-	// (w.ID) again, so a retried ask cannot reopen a wait already answered.
-	OpenWait(ctx context.Context, ws, sub string, w Wait) error
+	// OpenWait records that a message block waits for the subscriber,
+	// replacing the block's earlier wait: when w.Replaced, the open wait prev
+	// (and only while it is still open); otherwise an ended wait or none. It
+	// fails (to be retried after reading the profile again) when the stored
+	// wait is not what the caller saw.
+	OpenWait(ctx context.Context, ws, sub string, w Wait, prev string) error
 	// EndWait ends the wait w.ID of key for step by (how: button, reply,
 	// invalid, timeout). It reports false when the wait is gone, replaced, or
 	// was ended by another step; by ending it again is true (a retry).

@@ -58,6 +58,10 @@ type Outcome struct {
 	Continue []string
 	// Spawn holds first steps of other runs this step began (START).
 	Spawn []Outgoing
+	// RunDelta moves the run's pending count beyond this step and its
+	// children: a wait for the subscriber holds one count, which the step
+	// that ends the wait takes over.
+	RunDelta int
 }
 
 // Done, Skipped and Failed build outcomes.
@@ -214,6 +218,7 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	if s.Phase == PhaseReply {
 		delta = 0 // an answer comes from outside: nothing counted it as pending
 	}
+	delta += out.RunDelta
 	for _, c := range children {
 		if c.Step.Tunnel == s.Tunnel && c.Step.Channel == s.Channel && c.Step.Gen == s.Gen {
 			delta++

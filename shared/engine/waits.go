@@ -29,6 +29,10 @@ func (p *Processor) ask(ctx context.Context, ac *ActionContext, claim Claim) (Ou
 	key := WaitKey(s.Tunnel, s.Block)
 	var children []Outgoing
 	var until *time.Time
+	// The wait holds one pending count of the run: the timeout step when
+	// there is one, else this step's own count, kept (+1). An ask that
+	// replaces an open wait ends it and takes over its count (-1).
+	holds, takeOver := 0, 0
 	if s.Phase != PhaseReask {
 		w := Wait{ID: s.ID, Tunnel: s.Tunnel, Block: s.Block, Gen: s.Gen, At: s.At, AskedAt: claim.FirstAt}
 		if r := b.Reply; r != nil && r.TimeoutSeconds > 0 {
@@ -41,8 +45,24 @@ func (p *Processor) ask(ctx context.Context, ac *ActionContext, claim Claim) (Ou
 			}
 			children = append(children, Outgoing{Kind: KindFlow, Step: child})
 		}
-		if err := p.Store.OpenWait(ctx, s.WS, s.Sub, w); err != nil {
-			return Outcome{}, nil, fmt.Errorf("open wait: %w", err)
+		old, had := ac.Subscriber.Waits[key]
+		switch {
+		case had && old.ID == s.ID:
+			w.Replaced = old.Replaced // a retry: the wait is stored already
+		default:
+			prev := ""
+			if had && old.Open() {
+				w.Replaced, prev = true, old.ID
+			}
+			if err := p.Store.OpenWait(ctx, s.WS, s.Sub, w, prev); err != nil {
+				return Outcome{}, nil, fmt.Errorf("open wait: %w", err)
+			}
+		}
+		if len(children) == 0 {
+			holds = 1
+		}
+		if w.Replaced {
+			takeOver = -1
 		}
 	}
 	out, err := p.message(ctx, ac, claim)
@@ -56,6 +76,7 @@ func (p *Processor) ask(ctx context.Context, ac *ActionContext, claim Claim) (Ou
 				return Outcome{}, nil, fmt.Errorf("end wait: %w", err)
 			}
 		}
+		out.RunDelta = takeOver // no wait holds a count; a replaced one's is taken over
 		return out, nil, nil
 	}
 	waiting := map[string]any{"reply": b.Reply != nil}
@@ -73,6 +94,7 @@ func (p *Processor) ask(ctx context.Context, ac *ActionContext, claim Claim) (Ou
 	if s.Phase == PhaseReask {
 		out.Detail["reask"] = true
 	}
+	out.RunDelta = holds + takeOver
 	return out, children, nil
 }
 
@@ -149,6 +171,7 @@ func (p *Processor) reply(ctx context.Context, ac *ActionContext, claim Claim) (
 			return Skipped("the wait was ended by another answer or the timeout"), nil, err
 		}
 		out := Done(map[string]any{"wait": w.ID, "button": btn.ID, "label": btn.Text})
+		out.RunDelta = -1 // the wait's pending count ends with it
 		return out, Advance(t, s, btn.Next, claim.StartedAt, nil), nil
 	}
 	r := b.Reply
@@ -170,7 +193,9 @@ func (p *Processor) reply(ctx context.Context, ac *ActionContext, claim Claim) (
 				return Skipped("the wait was ended by another answer or the timeout"), nil, err
 			}
 			detail["took"] = "on_timeout"
-			return Done(detail), Advance(t, s, r.OnTimeout, claim.StartedAt, nil), nil
+			out := Done(detail)
+			out.RunDelta = -1
+			return out, Advance(t, s, r.OnTimeout, claim.StartedAt, nil), nil
 		}
 		detail["took"] = "reask"
 		out := Done(detail)
@@ -194,7 +219,9 @@ func (p *Processor) reply(ctx context.Context, ac *ActionContext, claim Claim) (
 			detail["field_missing"] = true
 		}
 	}
-	return Done(detail), Advance(t, s, r.Next, claim.StartedAt, nil), nil
+	out := Done(detail)
+	out.RunDelta = -1
+	return out, Advance(t, s, r.Next, claim.StartedAt, nil), nil
 }
 
 // storeReply writes a valid answer to the reply's field, converted to its
@@ -231,18 +258,26 @@ func (p *Processor) replyTimeout(ctx context.Context, ac *ActionContext, claim C
 	}
 	key := WaitKey(s.Tunnel, s.Block)
 	w, ok := sub.Waits[key]
+	// A timeout that does not end its wait has no count of its own: the
+	// step that ended the wait (or the ask that replaced it) took it.
 	if !ok || w.ID != s.Input.Wait {
-		return Skipped("the message was asked again; this timeout belonged to an earlier ask"), nil, nil
+		out := Skipped("the message was asked again; this timeout belonged to an earlier ask")
+		out.RunDelta = 1
+		return out, nil, nil
 	}
 	if !w.Open() && w.By != s.ID {
-		return Skipped(endedBy(w)), nil, nil
+		out := Skipped(endedBy(w))
+		out.RunDelta = 1
+		return out, nil, nil
 	}
 	ended, err := p.Store.EndWait(ctx, s.WS, s.Sub, key, w.ID, s.ID, "timeout")
 	if err != nil {
 		return Outcome{}, nil, fmt.Errorf("end wait: %w", err)
 	}
 	if !ended {
-		return Skipped("answered before the timeout"), nil, nil
+		out := Skipped("answered before the timeout")
+		out.RunDelta = 1
+		return out, nil, nil
 	}
 	var next []string
 	if b.Reply != nil {

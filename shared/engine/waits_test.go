@@ -144,12 +144,38 @@ func TestValidReplyIsStoredAndTheTimeoutIsSkipped(t *testing.T) {
 	if len(h.store.journeyCopy()) != before {
 		t.Fatal("a duplicate reply was recorded again")
 	}
-	h.queue.take() // the duplicate's delayed re-sends of unclaimed children
 	if err := h.process(timeout, 1); err != nil {
 		t.Fatal(err)
 	}
 	if r := h.last(); r.Status != StatusSkipped || r.Reason != "this message was already answered" {
 		t.Fatalf("timeout: %+v", r)
+	}
+	if r := h.store.run("ask", ChannelChat); r.Pending != 1 {
+		t.Fatalf("run pending = %d, want 1 (the thanks message)", r.Pending)
+	}
+	h.drain()
+	if r := h.store.run("ask", ChannelChat); r.Pending != 0 {
+		t.Fatalf("run pending = %d after the run ended, want 0", r.Pending)
+	}
+}
+
+// The wait keeps the run active while nobody answered: with no timeout, the
+// asking step's own count stays until a reply takes it.
+func TestWaitWithoutTimeoutKeepsTheRunActive(t *testing.T) {
+	defs := askTunnel()
+	defs["ask"].Blocks[0].Reply.TimeoutSeconds = 0
+	defs["ask"].Blocks[0].Reply.OnTimeout = nil
+	h := newHarness(t, defs)
+	h.startRun("ask", "q")
+	h.drain()
+	if r := h.store.run("ask", ChannelChat); r.Pending != 1 {
+		t.Fatalf("run pending while waiting = %d, want 1", r.Pending)
+	}
+	w := h.store.sub(testWS, testSub).Waits[WaitKey("ask", "q")]
+	h.answer("e1", w, Input{Button: "later"})
+	h.drain()
+	if r := h.store.run("ask", ChannelChat); r.Pending != 0 {
+		t.Fatalf("run pending after the answer = %d, want 0", r.Pending)
 	}
 }
 
@@ -199,13 +225,16 @@ func TestTimeoutFiresOnceAndLateRepliesResumeNothing(t *testing.T) {
 	if err := h.process(timeout, 2); err != nil { // a duplicate of the timeout
 		t.Fatal(err)
 	}
-	h.queue.take()
 	h.answer("late", w, Input{Text: "ann@example.org"})
 	if r := h.last(); r.Status != StatusSkipped || r.Reason != "the wait had already timed out" {
 		t.Fatalf("late reply: %+v", r)
 	}
 	if len(f.values) != 0 {
 		t.Fatal("a late reply was stored")
+	}
+	h.drain()
+	if r := h.store.run("ask", ChannelChat); r.Pending != 0 {
+		t.Fatalf("run pending = %d, want 0", r.Pending)
 	}
 }
 
@@ -214,8 +243,8 @@ func TestReplyToAnAskReplacedByALaterAsk(t *testing.T) {
 	w, _ := h.ask()
 	// The block asks again (a loop, or START at it): the old wait is replaced.
 	later := w
-	later.ID = "another-ask"
-	if err := h.store.OpenWait(context.Background(), testWS, testSub, later); err != nil {
+	later.ID, later.Replaced = "another-ask", true
+	if err := h.store.OpenWait(context.Background(), testWS, testSub, later, w.ID); err != nil {
 		t.Fatal(err)
 	}
 	h.answer("e1", w, Input{Text: "ann@example.org"})

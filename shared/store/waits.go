@@ -20,26 +20,32 @@ import (
 // Every change is one conditional UpdateItem on that attribute.
 
 // OpenWait implements engine.Store.
-func (st *Store) OpenWait(ctx context.Context, ws, sub string, w engine.Wait) error {
+func (st *Store) OpenWait(ctx context.Context, ws, sub string, w engine.Wait, prev string) error {
 	av, err := attributevalue.Marshal(w)
 	if err != nil {
 		return err
 	}
+	cond := "attribute_exists(pk) AND (attribute_not_exists(#w) OR (attribute_exists(#w.#by) AND #w.#id <> :id))"
+	vals := map[string]types.AttributeValue{":w": av, ":id": s(w.ID)}
+	if w.Replaced {
+		cond = "#w.#id = :prev AND attribute_not_exists(#w.#by) AND :id <> :prev"
+		vals[":prev"] = s(prev)
+	}
 	_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
 		UpdateExpression:    aws.String("SET #w = :w"),
-		ConditionExpression: aws.String("attribute_exists(pk) AND (attribute_not_exists(#w) OR #w.#id <> :id)"),
+		ConditionExpression: aws.String(cond),
 		ExpressionAttributeNames: map[string]string{
-			"#w": waitPrefix + engine.WaitKey(w.Tunnel, w.Block), "#id": "id",
+			"#w": waitPrefix + engine.WaitKey(w.Tunnel, w.Block), "#id": "id", "#by": "by",
 		},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":w": av, ":id": s(w.ID)},
+		ExpressionAttributeValues:           vals,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if isConditionFailed(err) {
 		if len(conditionItem(err)) == 0 {
 			return engine.ErrNotFound
 		}
-		return nil // this very wait is already there, open or ended: a retry changes nothing
+		return fmt.Errorf("open wait %s: the block's wait changed since the profile was read", w.ID)
 	}
 	return err
 }

@@ -15,10 +15,13 @@ func TestWaitLifecycle(t *testing.T) {
 	until := t0.Add(time.Hour)
 	w := engine.Wait{ID: "ask-1", Tunnel: "t", Block: "q", Gen: 2, At: t0, AskedAt: t0.Add(time.Second), Until: &until}
 	key := engine.WaitKey("t", "q")
-	for range 2 { // a retried ask changes nothing
-		if err := st.OpenWait(ctx, ws, sub, w); err != nil {
-			t.Fatalf("OpenWait: %v", err)
-		}
+	if err := st.OpenWait(ctx, ws, sub, w, ""); err != nil {
+		t.Fatalf("OpenWait: %v", err)
+	}
+	// Opening over an open wait without saying so is refused (the caller read
+	// an old profile), and so is opening the same wait again.
+	if err := st.OpenWait(ctx, ws, sub, w, ""); err == nil {
+		t.Fatal("OpenWait over an open wait succeeded")
 	}
 	got := mustSubscriber(t, st, ws, sub).Waits[key]
 	if got.ID != "ask-1" || got.Gen != 2 || !got.Open() || got.Until == nil || !got.Until.Equal(until) {
@@ -76,15 +79,12 @@ func TestWaitLifecycle(t *testing.T) {
 	}
 
 	// A retried ask cannot reopen its ended wait; a new ask replaces it.
-	if err := st.OpenWait(ctx, ws, sub, w); err != nil {
-		t.Fatal(err)
-	}
-	if mustSubscriber(t, st, ws, sub).Waits[key].Open() {
-		t.Fatal("a retried ask reopened an answered wait")
+	if err := st.OpenWait(ctx, ws, sub, w, ""); err == nil || mustSubscriber(t, st, ws, sub).Waits[key].Open() {
+		t.Fatalf("a retried ask reopened an answered wait (%v)", err)
 	}
 	w2 := w
 	w2.ID, w2.Until = "ask-2", nil
-	if err := st.OpenWait(ctx, ws, sub, w2); err != nil {
+	if err := st.OpenWait(ctx, ws, sub, w2, ""); err != nil {
 		t.Fatal(err)
 	}
 	got = mustSubscriber(t, st, ws, sub).Waits[key]
@@ -94,7 +94,19 @@ func TestWaitLifecycle(t *testing.T) {
 	if ok, _ := st.EndWait(ctx, ws, sub, key, "ask-1", "late", "reply"); ok {
 		t.Fatal("an answer to the replaced ask ended the new one")
 	}
-	if err := st.OpenWait(ctx, ws, "nobody", w); err != engine.ErrNotFound {
+	// An ask that replaces an open wait names it, and only an open one.
+	w3 := w
+	w3.ID, w3.Replaced = "ask-3", true
+	if err := st.OpenWait(ctx, ws, sub, w3, "ask-1"); err == nil {
+		t.Fatal("replaced a wait that is not there")
+	}
+	if err := st.OpenWait(ctx, ws, sub, w3, "ask-2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustSubscriber(t, st, ws, sub).Waits[key]; got.ID != "ask-3" || !got.Replaced {
+		t.Fatalf("replacing ask = %+v", got)
+	}
+	if err := st.OpenWait(ctx, ws, "nobody", w, ""); err != engine.ErrNotFound {
 		t.Fatalf("OpenWait for a missing subscriber = %v", err)
 	}
 }
