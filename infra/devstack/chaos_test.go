@@ -20,8 +20,10 @@ import (
 	"github.com/tunnels/tunnels/shared/amocrm/amotest"
 )
 
-// TestChaosEveryAction runs a tunnel that uses every action type for 500
-// subscribers on a system of its own under every fault at once: every SQS
+// TestChaosEveryAction runs a tunnel that uses every action type, then a
+// condition, a split, a message waiting for a reply or a button (a third of
+// the subscribers answer with text, a third press the button, a third let it
+// time out) and a delay with a window, for 500 subscribers on a system of its own under every fault at once: every SQS
 // message delivered twice, deliveries reordered, a tenth of the invocations
 // crashing after their work and before acknowledging, and the functions'
 // AWS calls throttled a fifth of the time in windows. It shows every journey
@@ -117,7 +119,12 @@ func TestChaosEveryAction(t *testing.T) {
 			 "response_mapping": [{"path": "id", "field": "lms_id"}]},
 			{"type": "start", "tunnel": "side"},
 			{"type": "stop", "tunnel": "other"}], "next": ["wait"]},
-		{"id": "wait", "type": "delay", "seconds": 2, "next": ["bye"]},
+		{"id": "wait", "type": "delay", "seconds": 2, "next": ["check"]},
+		{"id": "check", "type": "condition", "branches": [{"when": {"has_tag": "lead"}, "next": ["ab"]}], "else": ["bye"]},
+		{"id": "ab", "type": "split", "branches": [{"name": "A", "weight": 1, "next": ["ask"]}, {"name": "B", "weight": 1, "next": ["ask"]}]},
+		{"id": "ask", "type": "message", "text": "Still with us?", "buttons": [{"id": "yes", "text": "Yes", "next": ["later"]}],
+		 "reply": {"timeout_seconds": 20, "on_timeout": ["later"], "next": ["later"]}},
+		{"id": "later", "type": "delay", "seconds": 1, "window": {"timezone": "UTC", "weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}, "next": ["bye"]},
 		{"id": "bye", "type": "message", "text": "Bye"}]}`, i, pipeline, status, target.URL)), http.StatusOK, nil)
 	}
 
@@ -147,11 +154,47 @@ func TestChaosEveryAction(t *testing.T) {
 		return
 	}
 
+	// Answer the question: a third reply with text, a third press the
+	// button, a third stay silent and time out.
+	answered := make([]bool, subscribers)
+	eventually(t, 12*time.Minute, "every subscriber to be asked", func() (bool, string) {
+		waiting := 0
+		for i, sub := range subs {
+			if answered[i] {
+				continue
+			}
+			if _, asked := find(c.journey(sub), fmt.Sprintf("main%d", i%accounts), "ask", -1); !asked {
+				waiting++
+				continue
+			}
+			who := map[string]string{"channel": "telegram", "external_id": fmt.Sprintf("x%d", i)}
+			switch i % 3 {
+			case 0:
+				c.do(http.MethodPost, "/v1/events", map[string]any{"event_id": fmt.Sprintf("reply-%d", i), "type": "message", "text": "sure", "subscriber": who}, http.StatusAccepted, nil)
+			case 1:
+				c.do(http.MethodPost, "/v1/events", map[string]any{"event_id": fmt.Sprintf("press-%d", i), "type": "button", "button": "yes", "block": "ask", "subscriber": who}, http.StatusAccepted, nil)
+			}
+			answered[i] = true
+		}
+		return waiting == 0, fmt.Sprintf("%d of %d not asked yet after %s; faults %+v", waiting, subscribers, time.Since(began).Round(time.Second), chaos.Faults.Stats())
+	})
+	phase := func(j []journeyStep, tunnel, p string) (journeyStep, int) {
+		var last journeyStep
+		n := 0
+		for _, s := range j {
+			if s.Tunnel == tunnel && s.Block == "ask" && s.Detail["phase"] == p {
+				last = s
+				n++
+			}
+		}
+		return last, n
+	}
 	complete := func(j []journeyStep, tunnel string) bool {
 		_, bye := find(j, tunnel, "bye", -1)
 		_, side := find(j, "side", "s1", -1)
 		_, nurture := find(j, "nurture", "n1", -1)
-		return bye && side && nurture
+		_, timeouts := phase(j, tunnel, "timeout") // run (done or skipped) 20 s after the ask
+		return bye && side && nurture && timeouts > 0
 	}
 	journeys := map[string][]journeyStep{}
 	eventually(t, 12*time.Minute, "every journey to end", func() (bool, string) {
@@ -206,10 +249,27 @@ func TestChaosEveryAction(t *testing.T) {
 				t.Errorf("%s: act#%d = %+v, want done:%s", sub, a, s, describe(j))
 			}
 		}
-		for _, b := range []string{"hello", "wait", "bye"} {
+		for _, b := range []string{"hello", "wait", "check", "ab", "ask", "later", "bye"} {
 			if s, ok := find(j, tunnel, b, -1); !ok || s.Status != "done" {
 				t.Errorf("%s: %s = %+v", sub, b, s)
 			}
+		}
+		if s, _ := find(j, tunnel, "check", -1); s.Detail["branch"] != float64(0) {
+			t.Errorf("%s: the condition took %v", sub, s.Detail["branch"])
+		}
+		// The wait ends exactly once: by the answer, or by the timeout.
+		reply, replies := phase(j, tunnel, "reply")
+		timeout, _ := phase(j, tunnel, "timeout")
+		switch {
+		case i%3 == 2 && (replies != 0 || timeout.Status != "done"):
+			t.Errorf("%s: silent subscriber: %d replies, timeout %s %q", sub, replies, timeout.Status, timeout.Reason)
+		case i%3 != 2 && (replies != 1 || reply.Status != "done" || timeout.Status != "skipped"):
+			t.Errorf("%s: answer %s %q (%d replies), timeout %s %q", sub, reply.Status, reply.Reason, replies, timeout.Status, timeout.Reason)
+		case i%3 == 1 && reply.Detail["button"] != "yes":
+			t.Errorf("%s: the press resumed %+v", sub, reply.Detail)
+		}
+		if n := countBlock(j, tunnel, "bye"); n != 1 {
+			t.Errorf("%s: bye ran %d times:%s", sub, n, describe(j))
 		}
 		// Effects, each at most once per attempt of its step.
 		within := func(what string, step journeyStep, n int) {
@@ -232,7 +292,7 @@ func TestChaosEveryAction(t *testing.T) {
 		deal, _ := find(j, tunnel, "act", 9)
 		within("amoCRM deal", deal, leadsByName[fmt.Sprintf("Main: N%d", i)])
 		for _, s := range j {
-			if s.Type == "message" && s.Channel == "chat" {
+			if s.Type == "message" && s.Channel == "chat" && s.Detail["phase"] == nil {
 				n := 0
 				for _, m := range gw.forSubscriber(sub) {
 					if m.Msg.StepID == s.StepID {
@@ -291,4 +351,15 @@ func storeMails(t *testing.T, sesv2 string) map[string]int {
 		}
 	}
 	return out
+}
+
+// countBlock counts the journey's steps at a block.
+func countBlock(j []journeyStep, tunnel, block string) int {
+	n := 0
+	for _, s := range j {
+		if s.Tunnel == tunnel && s.Block == block {
+			n++
+		}
+	}
+	return n
 }
