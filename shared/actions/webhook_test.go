@@ -286,7 +286,18 @@ func TestExternalRequestFailures(t *testing.T) {
 				if strings.Contains(err.Error(), srv.URL) {
 					t.Errorf("error names the url: %v", err)
 				}
+				if len(st.statuses) != 0 {
+					t.Errorf("a request to be retried recorded its status %v", st.statuses)
+				}
 				return
+			}
+			// The last word of the request is what a condition on last_request reads.
+			wantStatus := 0
+			if n, ok := tc.status.(int); ok {
+				wantStatus = n
+			}
+			if len(st.statuses) != 1 || st.statuses[0] != wantStatus {
+				t.Errorf("recorded statuses %v, want [%d]", st.statuses, wantStatus)
 			}
 			if err != nil {
 				t.Fatalf("error %v; want a final outcome", err)
