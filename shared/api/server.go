@@ -39,8 +39,10 @@ type Server struct {
 	// External sends check requests (POST /v1/external-requests/check): an egress client
 	// with the Egress policy (app builds it once). Nil: one is built for each check.
 	External *http.Client
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Messenger sends operators' messages through the subscriber's channel.
+	Messenger engine.Messenger
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 func (s *Server) now() time.Time {
@@ -118,6 +120,7 @@ func (s *Server) routes() []route {
 	rs = append(rs, s.crmRoutes()...)
 	rs = append(rs, s.externalRequestRoutes()...)
 	rs = append(rs, s.deadLetterRoutes()...)
+	rs = append(rs, s.conversationRoutes()...)
 	for _, c := range catalogKinds {
 		if c.singleton {
 			rs = append(rs,

@@ -39,6 +39,8 @@ type cardView struct {
 	Runs         []runView      `json:"runs"`
 	Timezone     string         `json:"timezone"`
 	Waits        []waitView     `json:"waits"`
+	PausedUntil  *Time          `json:"paused_until"`
+	Unreachable  []string       `json:"unreachable"`
 }
 
 // waitView is a message block waiting for the subscriber's answer.
@@ -64,8 +66,16 @@ func (s *Server) getSubscriber(r *http.Request, ws string) response {
 		ID: sub.ID, FirstName: sub.FirstName, LastName: sub.LastName, Email: sub.Email, Phone: sub.Phone,
 		Channels: []identityView{}, Tags: sub.Tags, Fields: sub.Fields, SalesPlans: []planView{},
 		CRM:  map[string]any{"amo_contact_id": nil, "amo_lead_ids": []int64{}},
-		Runs: []runView{}, Timezone: sub.Timezone, Waits: []waitView{},
+		Runs: []runView{}, Timezone: sub.Timezone, Waits: []waitView{}, Unreachable: []string{},
 	}
+	if sub.PausedUntil.After(s.now()) {
+		t := Time(sub.PausedUntil)
+		v.PausedUntil = &t
+	}
+	for ch := range sub.Unreachable {
+		v.Unreachable = append(v.Unreachable, ch)
+	}
+	sort.Strings(v.Unreachable)
 	for _, w := range sub.Waits {
 		if !w.Open() {
 			continue

@@ -126,8 +126,8 @@ func TestValidOpenAPI31(t *testing.T) {
 	if err != nil {
 		t.Fatalf("BuildV3Model: %v", err)
 	}
-	if n := model.Model.Paths.PathItems.Len(); n != 36 {
-		t.Errorf("model has %d paths, want 36", n)
+	if n := model.Model.Paths.PathItems.Len(); n != 37 {
+		t.Errorf("model has %d paths, want 37", n)
 	}
 	if n := model.Model.Components.Schemas.Len(); n < 60 {
 		t.Errorf("model has %d schemas, want the whole set", n)
@@ -384,7 +384,7 @@ func TestOperationsAreDocumented(t *testing.T) {
 			wantSuccess = "204"
 		case route == Route{"POST", "/v1/events"}:
 			wantSuccess = "202"
-		case route == Route{"POST", "/v1/workspaces"}:
+		case route == Route{"POST", "/v1/workspaces"}, route == Route{"POST", "/v1/subscribers/{id}/chat"}:
 			wantSuccess = "201"
 		default:
 			wantSuccess = "200"
@@ -393,8 +393,8 @@ func TestOperationsAreDocumented(t *testing.T) {
 			t.Errorf("%s: success %v, want %s", name, success, wantSuccess)
 		}
 	}
-	if len(seenIDs) != 58 {
-		t.Errorf("%d operations, want 58", len(seenIDs))
+	if len(seenIDs) != 61 {
+		t.Errorf("%d operations, want 61", len(seenIDs))
 	}
 }
 
@@ -406,7 +406,8 @@ func TestConflictOnlyWhereDocumented(t *testing.T) {
 			got = append(got, o.method+" "+o.path)
 		}
 	}
-	if want := []string{"DELETE /v1/tunnels/{id}"}; !slices.Equal(got, want) {
+	// An operator cannot answer a subscriber no channel reaches.
+	if want := []string{"POST /v1/subscribers/{id}/chat", "DELETE /v1/tunnels/{id}"}; !slices.Equal(got, want) {
 		t.Errorf("409 on %v, want %v", got, want)
 	}
 }
@@ -511,7 +512,8 @@ func TestRoutes(t *testing.T) {
 		"POST /v1/events",
 		"GET /v1/subscribers/{id}",
 		"GET /v1/subscribers/{id}/journey",
-		"GET /v1/subscribers/{id}/chat", "PATCH /v1/subscribers/{id}/chat",
+		"GET /v1/subscribers/{id}/chat", "PATCH /v1/subscribers/{id}/chat", "POST /v1/subscribers/{id}/chat",
+		"POST /v1/subscribers/{id}/pause", "DELETE /v1/subscribers/{id}/pause",
 		"GET /v1/chats",
 		"GET /v1/operators/{id}/mentions",
 		"GET /v1/sales-plans/{id}/deals", "PATCH /v1/sales-plans/{id}/deals/{subscriber_id}",

@@ -85,7 +85,7 @@ func StepHandler(d Deps, kind engine.Kind) *stepbatch.Handler {
 		Queue:       d.Queues(),
 		Tunnels:     &engine.CachedTunnels{Source: st, TTL: 5 * time.Second},
 		Vars:        st,
-		Messenger:   &Messenger{Store: st, Client: &connector.Client{HTTP: egress.NewClient(egress.Policy{Allow: d.Config.EgressAllow}, egress.Options{})}},
+		Messenger:   messenger(d, st),
 		Actions:     actionsFor(d, st, kind),
 		Fields:      st,
 		MaxAttempts: d.Config.MaxReceives,
@@ -135,6 +135,11 @@ func SchedulerHandler(d Deps) func(ctx context.Context, ev events.EventBridgeEve
 	}
 }
 
+// messenger is the Messenger of a function, with its egress client.
+func messenger(d Deps, st *store.Store) *Messenger {
+	return &Messenger{Store: st, Client: &connector.Client{HTTP: egress.NewClient(egress.Policy{Allow: d.Config.EgressAllow}, egress.Options{})}}
+}
+
 // Messenger delivers chat messages through the workspace's channel connector.
 type Messenger struct {
 	Store  *store.Store
@@ -181,6 +186,7 @@ func API(d Deps) http.Handler {
 	return (&api.Server{
 		Store: d.Store(), Queue: d.Queues(), AdminToken: d.Config.AdminToken,
 		Egress: egress.Policy{Allow: d.Config.EgressAllow}, DLQ: &queue.DeadLetterQueues{API: d.SQS, URLs: d.Config.DLQs}, External: externalClient(d), Log: d.Log,
+		Messenger: messenger(d, d.Store()),
 	}).Handler()
 }
 

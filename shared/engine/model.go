@@ -60,6 +60,11 @@ type Subscriber struct {
 	// Waits are the message blocks waiting for the subscriber's answer, by
 	// WaitKey(tunnel, block).
 	Waits map[string]Wait
+	// PausedUntil holds the subscriber's chat messages back while an
+	// operator talks to them (zero: not paused).
+	PausedUntil time.Time
+	// Unreachable names the channels where the subscriber blocked the bot.
+	Unreachable map[string]bool
 }
 
 // WaitKey names the wait of a message block; a block asks again only by
@@ -259,3 +264,7 @@ type ChatButton struct {
 
 // ErrNoChannel: the workspace has no channel connector to deliver chat messages.
 var ErrNoChannel = errors.New("no channel connector is configured")
+
+// ErrUnreachable: the subscriber cannot be reached on that channel (they
+// blocked the bot). The step is skipped, not retried.
+var ErrUnreachable = errors.New("the subscriber blocked the bot on this channel")

@@ -83,6 +83,10 @@ type Variables interface {
 // below a bill.
 const DefaultMaxStepsWithoutWait = 100
 
+// PauseRecheck is how often a message held by a paused subscriber looks
+// whether the pause ended.
+const PauseRecheck = time.Minute
+
 // ResendDelay is how long a duplicate of a finished step waits before its
 // copies of the step's unclaimed children are delivered.
 const ResendDelay = 30 * time.Second
@@ -161,6 +165,18 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	}
 	if err != nil {
 		return fmt.Errorf("read subscriber: %w", err)
+	}
+	if sub.PausedUntil.After(now) && sendsChat(t, s) {
+		// An operator has the conversation: the message waits, unclaimed,
+		// until the pause ends. It looks again at least every PauseRecheck,
+		// so a resume lets it go within that.
+		due := sub.PausedUntil
+		if next := now.Add(PauseRecheck); next.Before(due) {
+			due = next
+		}
+		s.Due = &due
+		log.Info("subscriber paused; message held", "until", due)
+		return p.emit(ctx, now, []Outgoing{{Kind: p.Kind, Step: s}})
 	}
 
 	lease := now.Add(p.leaseFor())
@@ -578,10 +594,16 @@ func (p *Processor) message(ctx context.Context, ac *ActionContext, claim Claim)
 		ID: "m" + s.ID, Direction: "outbound", Text: text, Tunnel: s.Tunnel, Block: s.Block,
 		StepID: s.ID, CreatedAt: claim.FirstAt,
 	}
-	detail, err := p.Messenger.Deliver(ctx, s.WS, ChatDelivery{
-		StepID: s.ID, SubscriberID: sub.ID, Channel: id.Channel, ExternalID: id.ExternalID,
-		Tunnel: s.Tunnel, Block: s.Block, Text: text, Buttons: chatButtons(b),
-	})
+	if sub.Unreachable[id.Channel] {
+		err = ErrUnreachable
+	}
+	var detail map[string]any
+	if err == nil {
+		detail, err = p.Messenger.Deliver(ctx, s.WS, ChatDelivery{
+			StepID: s.ID, SubscriberID: sub.ID, Channel: id.Channel, ExternalID: id.ExternalID,
+			Tunnel: s.Tunnel, Block: s.Block, Text: text, Buttons: chatButtons(b),
+		})
+	}
 	var out Outcome
 	switch {
 	case err == nil:
@@ -590,6 +612,9 @@ func (p *Processor) message(ctx context.Context, ac *ActionContext, claim Claim)
 	case errors.Is(err, ErrNoChannel):
 		msg.Delivery = "no_channel"
 		out = Skipped(err.Error())
+	case errors.Is(err, ErrUnreachable):
+		msg.Delivery = "unreachable"
+		out = Skipped(fmt.Sprintf("channel %q: %s", id.Channel, ErrUnreachable.Error()))
 	case errors.Is(err, ErrPermanent):
 		msg.Delivery = "failed"
 		out = Failed(err.Error())
@@ -688,4 +713,14 @@ func (p *Processor) emit(ctx context.Context, now time.Time, children []Outgoing
 		return fmt.Errorf("enqueue next steps: %w", err)
 	}
 	return nil
+}
+
+// sendsChat reports whether step s sends a chat message: a message block's
+// ask or re-ask on a chat run (a reply or a timeout sends nothing).
+func sendsChat(t *tunnel.Tunnel, s Step) bool {
+	if t == nil || s.Channel != ChannelChat || (s.Phase != "" && s.Phase != PhaseReask) {
+		return false
+	}
+	b, ok := t.Block(s.Block)
+	return ok && b.Type == tunnel.BlockMessage && b.Text != ""
 }

@@ -135,6 +135,15 @@ func decodeSubscriber(ws string, item map[string]types.AttributeValue) (*engine.
 		sub.Timezone = tz // a custom field "timezone" (set_field) when no event said
 	}
 	sub.LastHTTPStatus = int(num(item, "last_http_status"))
+	if v := str(item, "paused_until"); v != "" {
+		sub.PausedUntil = parseTS(v)
+	}
+	if v, ok := item["unreachable"].(*types.AttributeValueMemberSS); ok {
+		sub.Unreachable = map[string]bool{}
+		for _, ch := range v.Value {
+			sub.Unreachable[ch] = true
+		}
+	}
 	return sub, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -131,6 +132,44 @@ func (st *Store) RecordRequestStatus(ctx context.Context, ws, sub string, status
 		UpdateExpression:          aws.String("SET last_http_status = :st"),
 		ConditionExpression:       aws.String("attribute_exists(pk)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":st": n(int64(status))},
+	})
+	if isConditionFailed(err) {
+		return engine.ErrNotFound
+	}
+	return err
+}
+
+// SetPause holds the subscriber's chat messages until until; a zero until
+// resumes them.
+func (st *Store) SetPause(ctx context.Context, ws, sub string, until time.Time) error {
+	in := &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
+		UpdateExpression:    aws.String("REMOVE paused_until"),
+		ConditionExpression: aws.String("attribute_exists(pk)"),
+	}
+	if !until.IsZero() {
+		in.UpdateExpression = aws.String("SET paused_until = :u")
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":u": s(ts(until))}
+	}
+	_, err := st.db.UpdateItem(ctx, in)
+	if isConditionFailed(err) {
+		return engine.ErrNotFound
+	}
+	return err
+}
+
+// SetUnreachable records that the subscriber blocked the bot of a channel
+// (or unblocked it: on false).
+func (st *Store) SetUnreachable(ctx context.Context, ws, sub, channel string, on bool) error {
+	op := "ADD"
+	if !on {
+		op = "DELETE"
+	}
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
+		UpdateExpression:          aws.String(op + " unreachable :ch"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":ch": &types.AttributeValueMemberSS{Value: []string{channel}}},
 	})
 	if isConditionFailed(err) {
 		return engine.ErrNotFound
