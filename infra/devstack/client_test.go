@@ -366,6 +366,13 @@ func (g *botGateway) forSubscriber(sub string) []received {
 	return out
 }
 
+// all answers every message delivered so far.
+func (g *botGateway) all() []received {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]received(nil), g.messages...)
+}
+
 func (g *botGateway) rejected() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
