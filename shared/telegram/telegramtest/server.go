@@ -200,7 +200,11 @@ func (s *Server) Deliver(ctx context.Context, token string, u Update) (int, erro
 		return 0, errors.New("telegramtest: unknown token")
 	}
 	wh := b.webhook
-	if t := updateType(u); wh.AllowedUpdates != nil && len(wh.AllowedUpdates) > 0 && !slices.Contains(wh.AllowedUpdates, t) {
+	if wh.URL == "" {
+		s.mu.Unlock()
+		return 0, errors.New("telegramtest: no webhook set for this token")
+	}
+	if t := updateType(u); len(wh.AllowedUpdates) > 0 && !slices.Contains(wh.AllowedUpdates, t) {
 		s.mu.Unlock()
 		return 0, fmt.Errorf("telegramtest: %s updates are not in allowed_updates %v", t, wh.AllowedUpdates)
 	}
