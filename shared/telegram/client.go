@@ -73,7 +73,7 @@ var defaultHTTP = sync.OnceValue(func() *http.Client {
 // API's address ("" for DefaultBaseURL; tests give a telegramtest.Server's
 // URL). hc makes the requests; production passes the egress client (nil: an
 // egress client with default options, which reaches only public addresses).
-// It makes no request. A token without the shape of a bot token is refused with
+// It makes no request and never follows redirects. A token without the shape of a bot token is refused with
 // an error wrapping ErrUnauthorized.
 func NewClient(token, baseURL string, hc *http.Client) (*Client, error) {
 	if !ValidToken(token) {
@@ -89,7 +89,12 @@ func NewClient(token, baseURL string, hc *http.Client) (*Client, error) {
 	if hc == nil {
 		hc = defaultHTTP()
 	}
-	return &Client{token: token, base: strings.TrimRight(baseURL, "/"), http: hc}, nil
+	// The Bot API does not redirect; following one would send the token, which
+	// is in the path, to the host it names. A copy keeps the caller's client
+	// (and its transport, shared) as it was.
+	noRedirect := *hc
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Client{token: token, base: strings.TrimRight(baseURL, "/"), http: &noRedirect}, nil
 }
 
 // BotID is the public id of the client's bot (see BotID).

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -425,4 +426,34 @@ func TestDefaultHTTPClientRefusesLoopback(t *testing.T) {
 		t.Fatalf("err = %v, want ErrPermanent (egress refusal)", err)
 	}
 	noToken(t, err)
+}
+
+// TestRedirectIsNotFollowed: following a redirect would hand the token, which
+// is in the path, to whatever host the redirect names.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	var hit atomic.Bool
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit.Store(true) }))
+	defer target.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+
+	hc := &http.Client{} // follows redirects by default
+	c, err := telegram.NewClient(testToken, redirect.URL, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.SendMessage(context.Background(), 42, "hi", nil)
+	var apiErr *telegram.APIError
+	if !errors.Is(err, telegram.ErrPermanent) || !errors.As(err, &apiErr) || apiErr.Code != http.StatusTemporaryRedirect {
+		t.Fatalf("err = %v, want a permanent 307", err)
+	}
+	noToken(t, err)
+	if hit.Load() {
+		t.Fatal("the redirect was followed")
+	}
+	if hc.CheckRedirect != nil {
+		t.Fatal("NewClient changed the caller's http.Client")
+	}
 }

@@ -133,7 +133,8 @@ func (s *Server) Unblock(chatID int64) {
 }
 
 // Throttle makes the next n sendMessage calls (of any bot) answer 429 "Too
-// Many Requests: retry after <retryAfter>" with parameters.retry_after.
+// Many Requests: retry after <retryAfter>" with parameters.retry_after
+// (omitted when retryAfter is 0, to test clients against answers without it).
 func (s *Server) Throttle(n, retryAfter int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -200,7 +201,11 @@ func (s *Server) Deliver(ctx context.Context, token string, u Update) (int, erro
 		return 0, errors.New("telegramtest: unknown token")
 	}
 	wh := b.webhook
-	if t := updateType(u); wh.AllowedUpdates != nil && len(wh.AllowedUpdates) > 0 && !slices.Contains(wh.AllowedUpdates, t) {
+	if hu, err := url.Parse(wh.URL); wh.URL == "" || err != nil || !isLoopback(hu.Hostname()) {
+		s.mu.Unlock()
+		return 0, errors.New("telegramtest: no webhook on a loopback address set for this token")
+	}
+	if t := updateType(u); len(wh.AllowedUpdates) > 0 && !slices.Contains(wh.AllowedUpdates, t) {
 		s.mu.Unlock()
 		return 0, fmt.Errorf("telegramtest: %s updates are not in allowed_updates %v", t, wh.AllowedUpdates)
 	}
