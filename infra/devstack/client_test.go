@@ -21,6 +21,7 @@ import (
 
 	"github.com/tunnels/tunnels/infra/devstack"
 	"github.com/tunnels/tunnels/shared/apidoc"
+	"github.com/tunnels/tunnels/shared/telegram/telegramtest"
 	"github.com/tunnels/tunnels/shared/connector"
 )
 
@@ -40,6 +41,8 @@ func TestMain(m *testing.M) {
 		if !shortMode() {
 			gateway = newBotGateway()
 			defer gateway.Close()
+			tgAPI = telegramtest.New()
+			defer tgAPI.Close()
 			doc, err := libopenapi.NewDocument(apidoc.JSON)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "openapi:", err)
@@ -53,10 +56,11 @@ func TestMain(m *testing.M) {
 			contract = v
 			logFile, _ := os.CreateTemp("", "tunnels-e2e-*.log")
 			defer logFile.Close()
+			systemLog = logFile.Name()
 			fmt.Fprintln(os.Stderr, "local system log:", logFile.Name())
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			allow := []string{gateway.hostPort()}
+			allow := []string{gateway.hostPort(), strings.TrimPrefix(tgAPI.URL(), "http://")}
 			for range spareCount {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
@@ -71,6 +75,7 @@ func TestMain(m *testing.M) {
 				AdminToken:        "e2e-admin-token",
 				EgressAllow:       strings.Join(allow, ","),
 				SchedulerInterval: time.Second,
+				Env:               map[string]string{"TUNNELS_TELEGRAM_API": tgAPI.URL()},
 				Log:               slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			})
 			if startErr != nil {
@@ -88,6 +93,13 @@ func TestMain(m *testing.M) {
 // TUNNELS_EGRESS_ALLOW, so a test can run a server the deployment may call
 // (an amoCRM account, a webhook target): see allowedServer.
 const spareCount = 16
+
+// tgAPI is the fake Telegram Bot API the system calls (TUNNELS_TELEGRAM_API),
+// and systemLog the file the system logs to.
+var (
+	tgAPI     *telegramtest.Server
+	systemLog string
+)
 
 var spare = make(chan net.Listener, spareCount)
 

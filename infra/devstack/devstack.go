@@ -150,6 +150,19 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		pollSQS = sqs.NewFromConfig(cfg, localstack.WithSQSEndpoint(stack.Endpoints.SQS))
 	}
 
+	// Listen first: the API's own address is the public URL Telegram is told.
+	ln, err := net.Listen("tcp", opts.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", opts.HTTPAddr, err)
+	}
+	sys.APIURL = "http://" + ln.Addr().String()
+	keepListener := false
+	defer func() {
+		if !keepListener {
+			ln.Close()
+		}
+	}()
+
 	var api http.Handler
 	for _, fn := range sys.Resources.Functions() {
 		env, err := sys.Resources.FunctionEnv(fn.LogicalID)
@@ -158,6 +171,7 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		}
 		env["TUNNELS_ADMIN_TOKEN"] = opts.AdminToken
 		env["TUNNELS_EGRESS_ALLOW"] = opts.EgressAllow
+		env["TUNNELS_PUBLIC_URL"] = sys.APIURL
 		for k, v := range opts.Env {
 			env[k] = v
 		}
@@ -209,11 +223,7 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		return nil, fmt.Errorf("create the dev workspace: %w", err)
 	}
 
-	ln, err := net.Listen("tcp", opts.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", opts.HTTPAddr, err)
-	}
-	sys.APIURL = "http://" + ln.Addr().String()
+	keepListener = true
 	sys.server = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	sys.goRun(func() error {
 		if err := sys.server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -22,6 +22,8 @@ func (s *Server) publicRoutes() []publicRoute {
 		{"GET " + actions.UnsubscribePath, s.unsubscribe},
 		// RFC 8058 one-click: a mailbox provider POSTs List-Unsubscribe=One-Click.
 		{"POST " + actions.UnsubscribePath, s.unsubscribe},
+		// Telegram posts a bot's updates, proven by the channel's secret token.
+		{"POST /v1/channels/{id}/telegram", s.telegramWebhook},
 	}
 }
 

@@ -54,12 +54,17 @@ func (s *Server) postEvent(r *http.Request, ws string) response {
 	if res, good := readBody(r, &in); !good {
 		return res
 	}
-	ctx := r.Context()
 	v := &validator{s: s, r: r, ws: ws}
 	in.validate(v)
 	if len(v.errs) > 0 {
 		return invalid(summary(v.errs), v.errs...)
 	}
+	return s.ingest(r, ws, &in)
+}
+
+// ingest runs a valid event (from POST /v1/events or a built-in channel).
+func (s *Server) ingest(r *http.Request, ws string, in *eventInput) response {
+	ctx := r.Context()
 	if rec, err := s.Store.GetEvent(ctx, ws, in.EventID); err == nil {
 		return s.finishEvent(r, ws, in.EventID, rec)
 	} else if !errors.Is(err, engine.ErrNotFound) {
@@ -115,7 +120,7 @@ func (s *Server) postEvent(r *http.Request, ws string) response {
 	case "message", "button":
 		var reply *engine.Outgoing
 		var text string
-		reply, text, err = s.answer(r, ws, subID, &in, now)
+		reply, text, err = s.answer(r, ws, subID, in, now)
 		if err != nil {
 			break
 		}
@@ -185,7 +190,7 @@ func (s *Server) answer(r *http.Request, ws, subID string, in *eventInput, now t
 		if !w.Open() || (w.Until != nil && !now.Before(*w.Until)) {
 			continue
 		}
-		if in.Type == "button" && (w.Block != in.Block || (in.Tunnel != "" && w.Tunnel != in.Tunnel)) {
+		if in.Type == "button" && ((in.Block != "" && w.Block != in.Block) || (in.Tunnel != "" && w.Tunnel != in.Tunnel)) {
 			continue
 		}
 		if run, ok := sub.Runs[engine.RunKey(w.Tunnel, engine.ChannelChat)]; ok && run.Gen > w.Gen {

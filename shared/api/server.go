@@ -41,6 +41,13 @@ type Server struct {
 	External *http.Client
 	// Messenger sends operators' messages through the subscriber's channel.
 	Messenger engine.Messenger
+	// PublicURL is the API's address from the internet (TUNNELS_PUBLIC_URL);
+	// empty: the address of the request that saves a Telegram channel.
+	PublicURL string
+	// TelegramAPI is the Bot API's address ("" for Telegram's own), and
+	// TelegramHTTP the egress client that calls it.
+	TelegramAPI  string
+	TelegramHTTP *http.Client
 	Log       *slog.Logger
 	Now       func() time.Time
 }
@@ -121,6 +128,7 @@ func (s *Server) routes() []route {
 	rs = append(rs, s.externalRequestRoutes()...)
 	rs = append(rs, s.deadLetterRoutes()...)
 	rs = append(rs, s.conversationRoutes()...)
+	rs = append(rs, s.channelRoutes()...)
 	for _, c := range catalogKinds {
 		if c.singleton {
 			rs = append(rs,

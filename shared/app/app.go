@@ -137,24 +137,32 @@ func SchedulerHandler(d Deps) func(ctx context.Context, ev events.EventBridgeEve
 
 // messenger is the Messenger of a function, with its egress client.
 func messenger(d Deps, st *store.Store) *Messenger {
-	return &Messenger{Store: st, Client: &connector.Client{HTTP: egress.NewClient(egress.Policy{Allow: d.Config.EgressAllow}, egress.Options{})}}
+	hc := egress.NewClient(egress.Policy{Allow: d.Config.EgressAllow}, egress.Options{})
+	return &Messenger{Store: st, Client: &connector.Client{HTTP: hc},
+		Telegram: &TelegramSender{Store: st, API: d.Config.TelegramAPI, HTTP: hc}}
 }
 
-// Messenger delivers chat messages through the workspace's channel connector.
+// Messenger delivers chat messages through the channel a subscriber's
+// identity names: the signed webhook connector or a Telegram bot.
 type Messenger struct {
-	Store  *store.Store
-	Client *connector.Client
+	Store    *store.Store
+	Client   *connector.Client
+	Telegram *TelegramSender
 }
 
 // Deliver implements engine.Messenger.
 func (m *Messenger) Deliver(ctx context.Context, ws string, d engine.ChatDelivery) (map[string]any, error) {
-	ch, err := m.Store.Channel(ctx, ws)
+	cfg, err := m.Store.ChannelFor(ctx, ws, d.Channel)
 	if errors.Is(err, engine.ErrNotFound) {
 		return nil, engine.ErrNoChannel
 	}
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Kind == "telegram" {
+		return m.Telegram.Send(ctx, ws, cfg, d)
+	}
+	ch := connector.Channel{URL: cfg.URL, Secret: cfg.Secret}
 	res, err := m.Client.Send(ctx, ch, connector.Message{
 		StepID: d.StepID, SubscriberID: d.SubscriberID, Channel: d.Channel, ExternalID: d.ExternalID,
 		Tunnel: d.Tunnel, Block: d.Block, Text: d.Text, Buttons: buttons(d.Buttons),
@@ -186,7 +194,8 @@ func API(d Deps) http.Handler {
 	return (&api.Server{
 		Store: d.Store(), Queue: d.Queues(), AdminToken: d.Config.AdminToken,
 		Egress: egress.Policy{Allow: d.Config.EgressAllow}, DLQ: &queue.DeadLetterQueues{API: d.SQS, URLs: d.Config.DLQs}, External: externalClient(d), Log: d.Log,
-		Messenger: messenger(d, d.Store()),
+		Messenger: messenger(d, d.Store()), PublicURL: d.Config.PublicURL, TelegramAPI: d.Config.TelegramAPI,
+		TelegramHTTP: egress.NewClient(egress.Policy{Allow: d.Config.EgressAllow}, egress.Options{}),
 	}).Handler()
 }
 

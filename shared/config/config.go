@@ -27,6 +27,13 @@ type Config struct {
 	// MaxStepsWithoutWait bounds the steps a run takes without waiting
 	// (TUNNELS_MAX_STEPS_WITHOUT_WAIT; default engine.DefaultMaxStepsWithoutWait).
 	MaxStepsWithoutWait int
+	// PublicURL is where the deployment's API is reached from the internet
+	// (TUNNELS_PUBLIC_URL, the PublicUrl parameter): Telegram posts a bot's
+	// updates there. The local runner sets its own address.
+	PublicURL string
+	// TelegramAPI is the Bot API's address (TUNNELS_TELEGRAM_API; empty:
+	// https://api.telegram.org). Tests and make dev point it at the fake.
+	TelegramAPI string
 }
 
 // Load reads the configuration through getenv (os.Getenv in a function; the
@@ -41,6 +48,8 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxReceives: 5,
 
 		MaxStepsWithoutWait: engine.DefaultMaxStepsWithoutWait,
+		PublicURL:           strings.TrimRight(getenv("TUNNELS_PUBLIC_URL"), "/"),
+		TelegramAPI:         getenv("TUNNELS_TELEGRAM_API"),
 	}
 	if c.Table == "" {
 		return Config{}, fmt.Errorf("TUNNELS_TABLE is not set")

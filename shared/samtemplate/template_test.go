@@ -304,6 +304,7 @@ func TestEnvironment(t *testing.T) {
 		"TUNNELS_MAX_RECEIVES": "5",
 
 		"TUNNELS_MAX_STEPS_WITHOUT_WAIT": "100",
+		"TUNNELS_PUBLIC_URL":             ref("PublicUrl"),
 	}
 	for _, k := range stepKinds {
 		if q, _ := tpl.Queue(k.queue); q.MaxReceiveCount != 5 {
@@ -327,7 +328,7 @@ func TestEnvironment(t *testing.T) {
 			t.Errorf("%s environment =\n  %v\nwant\n  %v", f.LogicalID, f.Env, want)
 		}
 	}
-	for id, ty := range map[string]string{"Table": TypeTable, "EgressAllow": "", "SesIdentity": "", "AdminToken": ""} {
+	for id, ty := range map[string]string{"Table": TypeTable, "EgressAllow": "", "SesIdentity": "", "AdminToken": "", "PublicUrl": ""} {
 		if ty != "" && tpl.ResourceType(id) != ty {
 			t.Errorf("%s is not a %s", id, ty)
 		}
@@ -346,7 +347,7 @@ func TestParametersAndOutputs(t *testing.T) {
 	if admin.Type != "String" || admin.NoEcho == nil || !*admin.NoEcho || admin.MinLength == nil || *admin.MinLength < 8 || admin.Default != nil {
 		t.Errorf("AdminToken = %+v, want a String, NoEcho, MinLength >= 8, no default", admin)
 	}
-	for _, name := range []string{"EgressAllow", "SesIdentity"} {
+	for _, name := range []string{"EgressAllow", "SesIdentity", "PublicUrl"} {
 		if p[name].Type != "String" || p[name].Default != "" {
 			t.Errorf("%s = %+v, want a String defaulting to \"\"", name, p[name])
 		}

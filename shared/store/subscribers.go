@@ -401,3 +401,19 @@ func (st *Store) Mentions(ctx context.Context, ws, op string, p Page) ([]Mention
 	}
 	return out, next, nil
 }
+
+// FindSubscriber answers the subscriber of a channel identity, without
+// creating one; ErrNotFound when nobody has it.
+func (st *Store) FindSubscriber(ctx context.Context, ws string, id engine.Identity) (string, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(st.table), Key: key(identityPK(ws, id.Channel, id.ExternalID), "IDENTITY"), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return "", err
+	}
+	sub := str(out.Item, "sub")
+	if sub == "" {
+		return "", engine.ErrNotFound
+	}
+	return sub, nil
+}
