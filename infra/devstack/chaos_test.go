@@ -123,7 +123,7 @@ func TestChaosEveryAction(t *testing.T) {
 		{"id": "check", "type": "condition", "branches": [{"when": {"has_tag": "lead"}, "next": ["ab"]}], "else": ["bye"]},
 		{"id": "ab", "type": "split", "branches": [{"name": "A", "weight": 1, "next": ["ask"]}, {"name": "B", "weight": 1, "next": ["ask"]}]},
 		{"id": "ask", "type": "message", "text": "Still with us?", "buttons": [{"id": "yes", "text": "Yes", "next": ["later"]}],
-		 "reply": {"timeout_seconds": 20, "on_timeout": ["later"], "next": ["later"]}},
+		 "reply": {"timeout_seconds": 90, "on_timeout": ["later"], "next": ["later"]}},
 		{"id": "later", "type": "delay", "seconds": 1, "window": {"timezone": "UTC", "weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}, "next": ["bye"]},
 		{"id": "bye", "type": "message", "text": "Bye"}]}`, i, pipeline, status, target.URL)), http.StatusOK, nil)
 	}
@@ -204,7 +204,7 @@ func TestChaosEveryAction(t *testing.T) {
 		_, bye := find(j, tunnel, "bye", -1)
 		_, side := find(j, "side", "s1", -1)
 		_, nurture := find(j, "nurture", "n1", -1)
-		_, timeouts := phase(j, tunnel, "timeout") // run (done or skipped) 20 s after the ask
+		_, timeouts := phase(j, tunnel, "timeout") // run (done or skipped) 90 s after the ask: the faults hold deliveries back for up to 30 s, so an answer needs the time
 		return bye && side && nurture && timeouts > 0
 	}
 	journeys := map[string][]journeyStep{}
