@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/tunnels/tunnels/infra/devstack"
 	"github.com/tunnels/tunnels/infra/localstack"
+	"github.com/tunnels/tunnels/shared/telegram/telegramtest"
 )
 
 func main() {
@@ -31,6 +33,21 @@ func run(log *slog.Logger, dir string) error {
 	defer stop()
 	opts := devstack.FromEnv()
 	opts.Log = log
+	// Telegram cannot be reached from here (nor reach this laptop): unless
+	// TUNNELS_TELEGRAM_API points elsewhere, bots talk to a local fake of the
+	// Bot API that takes any token of the right shape.
+	fakeTelegram := ""
+	if os.Getenv("TUNNELS_TELEGRAM_API") == "" {
+		tg := telegramtest.New()
+		tg.AcceptAnyToken()
+		defer tg.Close()
+		fakeTelegram = tg.URL()
+		if opts.Env == nil {
+			opts.Env = map[string]string{}
+		}
+		opts.Env["TUNNELS_TELEGRAM_API"] = fakeTelegram
+		opts.EgressAllow = strings.Trim(opts.EgressAllow+","+strings.TrimPrefix(fakeTelegram, "http://"), ",")
+	}
 	log.Info("starting the emulators and the functions (the first run installs the emulators with npm)")
 	sys, err := devstack.Start(ctx, opts)
 	if err != nil {
@@ -51,8 +68,12 @@ func run(log *slog.Logger, dir string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "\nTunnels is running.\n  API:       %s  (Authorization: Bearer %s)\n  workspace: %s\n  DynamoDB:  %s\n  SQS:       %s\n  SES v2:    %s  (GET /store lists sent mail)\n  wrote %s\nCtrl-C stops everything.\n\n",
+	fmt.Fprintf(os.Stderr, "\nTunnels is running.\n  API:       %s  (Authorization: Bearer %s)\n  workspace: %s\n  DynamoDB:  %s\n  SQS:       %s\n  SES v2:    %s  (GET /store lists sent mail)\n  wrote %s\n",
 		sys.APIURL, sys.APIKey, sys.WorkspaceID, sys.Endpoints.DynamoDB, sys.Endpoints.SQS, sys.Endpoints.SESv2, path)
+	if fakeTelegram != "" {
+		fmt.Fprintf(os.Stderr, "  Telegram:  %s  (a fake Bot API: any token 123:<30+ chars> is a bot; POST /fake/updates?token=... an Update to play a user, GET /fake/sent reads what the bot sent)\n", fakeTelegram)
+	}
+	fmt.Fprintf(os.Stderr, "Ctrl-C stops everything.\n\n")
 	<-ctx.Done()
 	return nil
 }

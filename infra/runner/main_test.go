@@ -107,6 +107,12 @@ func TestMakeDev(t *testing.T) {
 	if s := get(dev.Endpoints["sesv2"]+"/store", ""); s != 200 {
 		t.Errorf("SES store = %d", s)
 	}
+	// A pasted bot token connects against the local fake Bot API.
+	req, _ = http.NewRequest(http.MethodPut, dev.APIURL+"/v1/channels/tg", strings.NewReader(`{"kind": "telegram", "bot_token": "12345:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"}`))
+	req.Header.Set("Authorization", "Bearer key-from-env")
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusOK {
+		t.Errorf("PUT a telegram channel under make dev: %v %v", res, err)
+	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

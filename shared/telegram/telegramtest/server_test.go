@@ -408,3 +408,45 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+func TestAcceptAnyTokenAndFakeEndpoints(t *testing.T) {
+	s := telegramtest.New()
+	defer s.Close()
+	tok := "4242:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"
+	get := func(path string) (int, string) {
+		res, err := http.Get(s.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, _ := get("/bot" + tok + "/getMe"); code != http.StatusUnauthorized {
+		t.Fatalf("an unknown token before AcceptAnyToken: %d", code)
+	}
+	s.AcceptAnyToken()
+	if code, body := get("/bot" + tok + "/getMe"); code != http.StatusOK || !strings.Contains(body, `"username":"test4242_bot"`) {
+		t.Fatalf("getMe: %d %s", code, body)
+	}
+	if code, _ := get("/botnot-a-token/getMe"); code != http.StatusUnauthorized {
+		t.Fatalf("a malformed token was accepted: %d", code)
+	}
+	res, err := http.Post(s.URL()+"/bot"+tok+"/sendMessage", "application/json", strings.NewReader(`{"chat_id": 7, "text": "hello"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if code, body := get("/fake/sent?chat_id=7"); code != http.StatusOK || !strings.Contains(body, `"Text":"hello"`) {
+		t.Fatalf("fake/sent: %d %s", code, body)
+	}
+	// Without a webhook there is nowhere to deliver to.
+	res, err = http.Post(s.URL()+"/fake/updates?token="+token, "application/json", strings.NewReader(`{"message": {"message_id": 1, "chat": {"id": 7, "type": "private"}, "text": "hi"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("fake/updates without a webhook: %d", res.StatusCode)
+	}
+}
