@@ -21,8 +21,8 @@ import (
 
 	"github.com/tunnels/tunnels/infra/devstack"
 	"github.com/tunnels/tunnels/shared/apidoc"
-	"github.com/tunnels/tunnels/shared/telegram/telegramtest"
 	"github.com/tunnels/tunnels/shared/connector"
+	"github.com/tunnels/tunnels/shared/telegram/telegramtest"
 )
 
 // One local system for the package: emulators, provisioning, API and pollers.

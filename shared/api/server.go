@@ -48,8 +48,8 @@ type Server struct {
 	// TelegramHTTP the egress client that calls it.
 	TelegramAPI  string
 	TelegramHTTP *http.Client
-	Log       *slog.Logger
-	Now       func() time.Time
+	Log          *slog.Logger
+	Now          func() time.Time
 }
 
 func (s *Server) now() time.Time {
