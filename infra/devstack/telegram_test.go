@@ -210,6 +210,22 @@ func TestTelegramChannel(t *testing.T) {
 		t.Fatalf("unreachable: %v", bc.Unreachable)
 	}
 
+	// Blocking the bot (my_chat_member "kicked") marks Tanya unreachable on tg;
+	// unblocking clears it.
+	deliver(t, telegramtest.KickedUpdate(tanya))
+	var tc struct {
+		Unreachable []string `json:"unreachable"`
+	}
+	a.must(http.MethodGet, "/v1/subscribers/"+sub, nil, http.StatusOK, &tc)
+	if len(tc.Unreachable) != 1 || tc.Unreachable[0] != "tg" {
+		t.Fatalf("after kicked: unreachable %v", tc.Unreachable)
+	}
+	deliver(t, telegramtest.MemberUpdate(tanya))
+	a.must(http.MethodGet, "/v1/subscribers/"+sub, nil, http.StatusOK, &tc)
+	if len(tc.Unreachable) != 0 {
+		t.Fatalf("after member again: unreachable %v", tc.Unreachable)
+	}
+
 	// The bot token never appears in the system's logs.
 	if b, err := os.ReadFile(systemLog); err != nil || bytes.Contains(b, []byte("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1")) {
 		t.Fatalf("the token is in the system log (%v)", err)
