@@ -103,9 +103,18 @@ func hookWorkspace(t *testing.T, name string) *api {
 	for id, typ := range map[string]string{"lms_id": "string", "score": "number", "vip": "boolean", "since": "date", "items": "number"} {
 		a.must(http.MethodPut, "/v1/fields/"+id, map[string]string{"name": id, "type": typ}, http.StatusOK, nil)
 	}
+	// A secret variable is write-only: no answer shows its value.
 	var v map[string]any
-	a.must(http.MethodPut, "/v1/variables/lms_token", map[string]string{"value": "tok-s3cret"}, http.StatusOK, &v)
-	if v["id"] != "lms_token" || v["value"] != "tok-s3cret" {
+	a.must(http.MethodPut, "/v1/variables/lms_token", map[string]any{"value": "tok-s3cret", "secret": true}, http.StatusOK, &v)
+	if v["id"] != "lms_token" || v["secret"] != true || v["value"] != nil {
+		t.Fatalf("variable %v", v)
+	}
+	a.must(http.MethodGet, "/v1/variables/lms_token", nil, http.StatusOK, &v)
+	if v["value"] != nil {
+		t.Fatalf("GET answered a secret variable's value: %v", v)
+	}
+	a.must(http.MethodPut, "/v1/variables/public_key", map[string]any{"value": "pk-visible"}, http.StatusOK, &v)
+	if v["value"] != "pk-visible" || v["secret"] != false {
 		t.Fatalf("variable %v", v)
 	}
 	for _, tag := range []string{"ok", "fell-back"} {
@@ -315,7 +324,8 @@ func TestExternalRequestPreviewAndCheck(t *testing.T) {
 	before := a.card(sub)
 	request := map[string]any{
 		"type": "external_request", "method": "POST", "url": h.URL("/leads") + "?who={{subscriber.first_name}}",
-		"headers":          []map[string]string{{"name": "X-Token", "value": "{{var.lms_token}}"}, {"name": "X-Who", "value": "{{subscriber.phone}}"}},
+		"headers": []map[string]string{{"name": "X-Token", "value": "{{var.lms_token}}"}, {"name": "X-Who", "value": "{{subscriber.phone}}"},
+			{"name": "Authorization", "value": "Bearer {{var.public_key}}"}},
 		"query":            []map[string]string{{"name": "email", "value": "{{subscriber.email|none}}"}},
 		"body":             map[string]any{"name": "{{subscriber.first_name}}", "token": "{{var.lms_token}}", "n": "{{field.score|2.5}}"},
 		"response_mapping": []map[string]string{{"path": "data.id", "field": "lms_id"}, {"path": "data.vip", "field": "vip"}, {"path": "data.none", "field": "score"}},
@@ -334,7 +344,9 @@ func TestExternalRequestPreviewAndCheck(t *testing.T) {
 	if preview.Method != "POST" || preview.URL != wantURL {
 		t.Errorf("preview %s %s, want POST %s", preview.Method, preview.URL, wantURL)
 	}
-	wantHeaders := `[map[name:X-Token value:***] map[name:X-Who value:+1555801] map[name:Content-Type value:application/json]]`
+	// Only the secret variable is masked: the Authorization header, though its name
+	// looks secret, shows what really goes out (a variable that is not secret).
+	wantHeaders := `[map[name:X-Token value:***] map[name:X-Who value:+1555801] map[name:Authorization value:Bearer pk-visible] map[name:Content-Type value:application/json]]`
 	if fmt.Sprint(preview.Headers) != wantHeaders {
 		t.Errorf("preview headers %v, want %s", preview.Headers, wantHeaders)
 	}

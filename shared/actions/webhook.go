@@ -21,8 +21,9 @@ import (
 
 // WebhookStore is what external_request needs of the database.
 type WebhookStore interface {
-	// Variables answers the workspace's variables ({{var.key}}).
-	Variables(ctx context.Context, ws string) (map[string]string, error)
+	// VariablesAndSecrets answers the workspace's variables ({{var.key}}) and
+	// the values of the secret ones, masked in the journey.
+	VariablesAndSecrets(ctx context.Context, ws string) (map[string]string, []string, error)
 	// Catalog answers the workspace's catalog; the request reads its field types
 	// (typed body placeholders, the response mapping's conversions).
 	Catalog(ctx context.Context, ws string) (tunnel.Catalog, error)
@@ -79,7 +80,7 @@ func (w webhook) run(ctx context.Context, ac *engine.ActionContext) (engine.Outc
 	}
 	// Variables are read whatever the texts hold: url, headers, query and body are
 	// rendered together, and one read is cheaper than looking for "var." in each.
-	vars, err := w.st.Variables(ctx, s.WS)
+	vars, secrets, err := w.st.VariablesAndSecrets(ctx, s.WS)
 	if err != nil {
 		return engine.Outcome{}, fmt.Errorf("read variables: %w", err)
 	}
@@ -93,6 +94,7 @@ func (w webhook) run(ctx context.Context, ac *engine.ActionContext) (engine.Outc
 	}
 
 	ex := w.rq.Send(ctx, r, def, cat.Fields, s.ID)
+	ex.Secrets = secrets
 	detail := ex.Detail()
 	if ex.Outcome.Verdict != httpreq.Transient || ac.FinalAttempt {
 		// The request's last word: what a condition on last_request reads.
@@ -179,6 +181,9 @@ type Exchange struct {
 	// Mapping is what the response mapping picks out of an OK answer; for any other
 	// outcome every entry says why nothing is written.
 	Mapping []httpreq.MappingResult
+	// Secrets are the values of the workspace's secret variables: Detail
+	// masks them wherever they were rendered or echoed.
+	Secrets []string
 }
 
 // Send sends r (rendered from def) and judges the answer. idempotencyKey is the step
@@ -228,7 +233,9 @@ func notMapped(ms []tunnel.Mapping, why string) []httpreq.MappingResult {
 // status (when an answer came), duration, the start of the response body, and the
 // mapping's results. Plain maps and lists only: the store writes it as a DynamoDB map.
 func (ex Exchange) Detail() map[string]any {
-	m := httpreq.Mask(ex.Request)
+	// Secret variables first (by value), then anything whose name looks
+	// secret: a journey is kept and read by many, a preview by its author.
+	m := httpreq.Mask(httpreq.MaskSecrets(ex.Request, ex.Secrets))
 	d := map[string]any{
 		"method":      m.Method,
 		"url":         m.URL,
@@ -236,7 +243,7 @@ func (ex Exchange) Detail() map[string]any {
 		"duration_ms": ex.Response.Duration.Milliseconds(),
 	}
 	if ex.Response.Status != 0 {
-		body, cut := CutBody(ex.Response.Body, JourneyBodyMax)
+		body, cut := CutBody(httpreq.MaskSecretText(ex.Response.Body, ex.Secrets), JourneyBodyMax)
 		d["status"] = ex.Response.Status
 		d["body"] = body
 		d["truncated"] = cut || ex.Response.Truncated

@@ -24,7 +24,8 @@ import (
 
 // fakeWebhookStore is the store of the action, in memory.
 type fakeWebhookStore struct {
-	statuses []int // RecordRequestStatus calls, in order
+	statuses []int    // RecordRequestStatus calls, in order
+	secrets  []string // values of secret variables
 	mu       sync.Mutex
 	vars     map[string]string
 	fields   map[string]string
@@ -34,7 +35,12 @@ type fakeWebhookStore struct {
 	setErr   error
 }
 
-func (f *fakeWebhookStore) Variables(ctx context.Context, ws string) (map[string]string, error) {
+func (f *fakeWebhookStore) VariablesAndSecrets(ctx context.Context, ws string) (map[string]string, []string, error) {
+	vars, err := f.variables()
+	return vars, f.secrets, err
+}
+
+func (f *fakeWebhookStore) variables() (map[string]string, error) {
 	return f.vars, f.varsErr
 }
 

@@ -134,8 +134,12 @@ func (in *fieldInput) validate(v *validator) {
 }
 func (in *fieldInput) split() (any, any) { return in, nil }
 
+// variableInput is a variable; a secret one is write-only: its value is kept
+// with the secrets, answers never show it, and previews, checks and journeys
+// show *** where it was rendered.
 type variableInput struct {
-	Value *string `json:"value"`
+	Value  *string `json:"value"`
+	Secret bool    `json:"secret"`
 }
 
 func (in *variableInput) validate(v *validator) {
@@ -144,8 +148,16 @@ func (in *variableInput) validate(v *validator) {
 	} else if len(*in.Value) > 10000 {
 		v.add("/value", "a value is at most 10000 characters")
 	}
+	if in.Secret && in.Value != nil && len(*in.Value) < 4 {
+		v.add("/value", "a secret value has at least 4 characters (it is masked wherever it appears)")
+	}
 }
-func (in *variableInput) split() (any, any) { return in, nil }
+func (in *variableInput) split() (any, any) {
+	if !in.Secret {
+		return map[string]any{"value": in.Value, "secret": false}, nil
+	}
+	return map[string]any{"secret": true}, map[string]string{"value": *in.Value}
+}
 
 type salesPlanInput struct {
 	Name         string   `json:"name"`
@@ -457,6 +469,10 @@ func entityView(c catalogKind, e store.Entity) map[string]any {
 	switch c.kind {
 	case store.KindChannel:
 		out["has_secret"] = secret["secret"] != ""
+	case store.KindVariable:
+		if out["secret"] == nil {
+			out["secret"] = false // saved before secret variables existed
+		}
 	}
 	return out
 }

@@ -18,9 +18,11 @@ import (
 // externalRequestRoutes serves POST /v1/external-requests/preview and /check (SPEC 4.10
 // and 8): the request of an external_request action rendered for a subscriber, and sent.
 //
-// Both answer the rendered request with secrets masked (httpreq.Mask: header, query and
-// JSON body members whose names look secret, user info in the url), as the journey
-// does: the API never answers a secret, and a variable holding a token is one.
+// Both answer the rendered request as it goes out, except the values of secret
+// variables (saved with "secret": true), which are *** wherever they were rendered
+// (httpreq.MaskSecrets): a marketer debugging a request sees every header, and the API
+// never answers a secret. Journey entries mask those and, besides, anything whose name
+// looks secret (httpreq.Mask).
 func (s *Server) externalRequestRoutes() []route {
 	return []route{
 		{"POST /v1/external-requests/preview", s.previewExternalRequest},
@@ -54,6 +56,7 @@ type prepared struct {
 	def        httpreq.Definition
 	rendered   httpreq.Rendered
 	fieldTypes map[string]string
+	secrets    []string // values of the workspace's secret variables
 }
 
 // prepare validates the body whole (every error at once, pointers into the body),
@@ -100,11 +103,11 @@ func (s *Server) prepare(r *http.Request, ws string) (prepared, response, bool) 
 	if err != nil {
 		return prepared{}, internalErr(err), false
 	}
-	vars, err := s.Store.Variables(r.Context(), ws)
+	vars, secrets, err := s.Store.VariablesAndSecrets(r.Context(), ws)
 	if err != nil {
 		return prepared{}, internalErr(err), false
 	}
-	p := prepared{def: httpreq.FromAction(a), fieldTypes: cat.Fields}
+	p := prepared{def: httpreq.FromAction(a), fieldTypes: cat.Fields, secrets: secrets}
 	p.rendered, err = httpreq.Render(p.def, actions.RequestData(sub, "", vars), cat.Fields)
 	if err != nil {
 		// The definition is valid, but this subscriber's data cannot be sent safely
@@ -149,7 +152,7 @@ func (s *Server) previewExternalRequest(r *http.Request, ws string) response {
 	if !good {
 		return res
 	}
-	return ok(httpreq.Mask(p.rendered))
+	return ok(httpreq.MaskSecrets(p.rendered, p.secrets))
 }
 
 // checkResult is CheckResult of the API description.
@@ -189,7 +192,7 @@ func (s *Server) checkExternalRequest(r *http.Request, ws string) response {
 	}
 	resp := ex.Response
 	body, cut := actions.CutBody(resp.Body, actions.CheckBodyMax)
-	resp.Body, resp.Truncated = body, cut || resp.Truncated
+	resp.Body, resp.Truncated = httpreq.MaskSecretText(body, p.secrets), cut || resp.Truncated
 	resp.Headers = httpreq.MaskHeaders(resp.Headers)
 	if resp.Headers == nil {
 		resp.Headers = []tunnel.NameValue{}
@@ -199,7 +202,7 @@ func (s *Server) checkExternalRequest(r *http.Request, ws string) response {
 		mapping = []httpreq.MappingResult{}
 	}
 	return ok(checkResult{
-		Request: httpreq.Mask(p.rendered), Response: resp, Mapping: mapping,
+		Request: httpreq.MaskSecrets(p.rendered, p.secrets), Response: resp, Mapping: mapping,
 		DurationMS: resp.Duration.Milliseconds(),
 	})
 }

@@ -160,8 +160,16 @@ func decodeEntity(kind string, item map[string]types.AttributeValue) Entity {
 	return e
 }
 
-// Variables answers the workspace's variables, key -> value.
+// Variables answers the workspace's variables, key -> value (secret ones
+// included: they render like any other).
 func (st *Store) Variables(ctx context.Context, ws string) (map[string]string, error) {
+	vars, _, err := st.VariablesAndSecrets(ctx, ws)
+	return vars, err
+}
+
+// VariablesAndSecrets answers the variables and the values of the secret
+// ones, which previews, checks and journeys show as ***.
+func (st *Store) VariablesAndSecrets(ctx context.Context, ws string) (map[string]string, []string, error) {
 	items, err := st.queryAll(ctx, &dynamodb.QueryInput{
 		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :p)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
@@ -169,17 +177,29 @@ func (st *Store) Variables(ctx context.Context, ws string) (map[string]string, e
 		},
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	vars := make(map[string]string, len(items))
+	var secrets []string
 	for _, it := range items {
 		var body struct {
-			Value string `json:"value"`
+			Value  string `json:"value"`
+			Secret bool   `json:"secret"`
 		}
 		_ = json.Unmarshal([]byte(str(it, "doc")), &body)
+		if body.Secret {
+			var sec struct {
+				Value string `json:"value"`
+			}
+			_ = json.Unmarshal([]byte(str(it, "secret")), &sec)
+			body.Value = sec.Value
+			if sec.Value != "" {
+				secrets = append(secrets, sec.Value)
+			}
+		}
 		vars[str(it, "id")] = body.Value
 	}
-	return vars, nil
+	return vars, secrets, nil
 }
 
 // Catalog answers every catalog id of a workspace, for validating tunnels and
