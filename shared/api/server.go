@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tunnels/tunnels/shared/apidoc"
+	"github.com/tunnels/tunnels/shared/console"
 	"github.com/tunnels/tunnels/shared/egress"
 	"github.com/tunnels/tunnels/shared/engine"
 	"github.com/tunnels/tunnels/shared/store"
@@ -41,6 +42,8 @@ type Server struct {
 	External *http.Client
 	// Messenger sends operators' messages through the subscriber's channel.
 	Messenger engine.Messenger
+	// Console serves the browser console at GET / (nil: not served).
+	Console *console.Console
 	// PublicURL is the API's address from the internet (TUNNELS_PUBLIC_URL);
 	// empty: the address of the request that saves a Telegram channel.
 	PublicURL string
@@ -91,6 +94,10 @@ func (s *Server) Handler() http.Handler {
 		_, _ = w.Write(apidoc.JSON)
 	})
 	mux.HandleFunc("POST /v1/workspaces", s.createWorkspace)
+	if s.Console != nil {
+		mux.HandleFunc("GET /{$}", s.Console.Index)
+		mux.HandleFunc("GET "+console.AssetPrefix, s.Console.Asset)
+	}
 	for _, pr := range s.publicRoutes() {
 		mux.Handle(pr.pattern, pr.h)
 	}

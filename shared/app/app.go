@@ -25,6 +25,7 @@ import (
 	"github.com/tunnels/tunnels/shared/api"
 	"github.com/tunnels/tunnels/shared/config"
 	"github.com/tunnels/tunnels/shared/connector"
+	"github.com/tunnels/tunnels/shared/console"
 	"github.com/tunnels/tunnels/shared/egress"
 	"github.com/tunnels/tunnels/shared/engine"
 	"github.com/tunnels/tunnels/shared/queue"
@@ -189,10 +190,16 @@ func buttons(bs []engine.ChatButton) []connector.Button {
 	return out
 }
 
-// API builds the HTTP API handler.
+// API builds the HTTP API handler, with the browser console at GET /.
 func API(d Deps) http.Handler {
+	c, err := console.New()
+	if err != nil {
+		d.Log.Error("the console is not served", "error", err) // the API still is
+		c = nil
+	}
 	return (&api.Server{
-		Store: d.Store(), Queue: d.Queues(), AdminToken: d.Config.AdminToken,
+		Console: c,
+		Store:   d.Store(), Queue: d.Queues(), AdminToken: d.Config.AdminToken,
 		Egress: egress.Policy{Allow: d.Config.EgressAllow}, DLQ: &queue.DeadLetterQueues{API: d.SQS, URLs: d.Config.DLQs}, External: externalClient(d), Log: d.Log,
 		Messenger: messenger(d, d.Store()), PublicURL: d.Config.PublicURL, TelegramAPI: d.Config.TelegramAPI,
 		TelegramHTTP: egress.NewClient(egress.Policy{Allow: d.Config.EgressAllow}, egress.Options{}),
