@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -48,5 +49,17 @@ func TestConsoleServing(t *testing.T) {
 	js, _ := files.ReadFile("web/app.js")
 	if strings.Contains(string(js), "document.cookie") || strings.Contains(string(js), "localStorage") || !strings.Contains(string(js), "sessionStorage") {
 		t.Fatal("the API key must live in sessionStorage only")
+	}
+}
+
+// TestScriptParses runs Node's parser over the script (Node 20 is on every
+// machine that runs make test: the emulators need it).
+func TestScriptParses(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	if out, err := exec.Command(node, "--check", "web/app.js").CombinedOutput(); err != nil {
+		t.Fatalf("app.js does not parse: %v\n%s", err, out)
 	}
 }
