@@ -8,13 +8,23 @@ export GOFLAGS ?= -buildvcs=false
 
 include build.mk
 
-.PHONY: dev test unit lint invoke deploy bench clean tidy
+.PHONY: browser dev test unit lint invoke deploy bench clean tidy
 
 dev:
 	$(GO) run ./infra/runner
 
-test: lint
+test: lint browser
 	$(GO) test -count=1 -p 2 -timeout 45m ./...
+
+# The console's browser tests drive a headless Chromium. On a machine where this
+# runs as root with apt (CI), it is installed; elsewhere those tests skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing Chromium for the console's browser tests"; \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) || \
+	        echo "could not install Chromium: the browser tests skip"; \
+	    else echo "no Chromium: the console's browser tests skip (apt-get install chromium)"; fi; }
 
 unit:
 	$(GO) test -count=1 -short ./...
