@@ -43,50 +43,9 @@ func TestConsoleInABrowser(t *testing.T) {
 		{"id": "ask", "type": "message", "text": "Email?", "reply": {"field": "email_answer", "validate": "email", "timeout_seconds": 60, "on_timeout": ["wait"], "next": ["wait"]}},
 		{"id": "wait", "type": "delay", "seconds": 60, "ui": {"x": 900, "y": 40}}]}`), http.StatusOK, nil)
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.Flag("headless", true), chromedp.DisableGPU)...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
-
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("browser: %v", err)
-		}
-	}
-	must(chromedp.Do(ctx, chromedp.Navigate("about:blank")))
-	var mu sync.Mutex
-	var problems []string
-	must(chromedp.Listen(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch e := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			problems = append(problems, "exception: "+e.ExceptionDetails.Text)
-		case *log.EventEntryAdded:
-			if e.Entry.Level == log.EntryLevelError {
-				problems = append(problems, "console: "+e.Entry.Text)
-			}
-		}
-	}))
-
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
-			mu.Lock()
-			defer mu.Unlock()
-			t.Fatalf("%s: %v\nproblems: %v\npage:\n%s", what, err, problems, html)
-		}
-	}
-	step("open the console", chromedp.Navigate(sys.APIURL+"/"), chromedp.WaitVisible(chromedp.ID("keyform")))
-	// A click, as a person does (form.submit() would skip the page's submit handler).
-	step("sign in", chromedp.SendKeys(chromedp.ID("key"), a.key), chromedp.Click(chromedp.CSS(`#keyform button[type=submit]`)))
+	b := newBrowser(t, bin)
+	ctx, step, must := b.ctx, b.step, b.must
+	b.signIn(a.key)
 	step("the tunnels list", chromedp.WaitVisible(chromedp.CSS(`a[href="#/tunnels/logic"]`)))
 	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("tbody tr").length`))
 	must(err)
@@ -125,9 +84,130 @@ func TestConsoleInABrowser(t *testing.T) {
 	if cookie != "" || strings.Contains(url, a.key) || stored != a.key {
 		t.Fatalf("cookie %q, url %q, sessionStorage %q", cookie, url, stored)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(problems) > 0 {
-		t.Fatalf("the page reported problems: %v", problems)
+	b.noProblems()
+}
+
+// browser is a headless Chromium tab on the system, watching for script
+// errors and CSP violations.
+type browser struct {
+	t        *testing.T
+	ctx      context.Context
+	mu       sync.Mutex
+	problems []string
+}
+
+func newBrowser(t *testing.T, bin string) *browser {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.Flag("headless", true), chromedp.DisableGPU)...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	b := &browser{t: t, ctx: ctx}
+	b.must(chromedp.Do(ctx, chromedp.Navigate("about:blank")))
+	b.must(chromedp.Listen(ctx, func(ev any) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			b.problems = append(b.problems, "exception: "+e.ExceptionDetails.Text)
+		case *log.EventEntryAdded:
+			if e.Entry.Level == log.EntryLevelError {
+				b.problems = append(b.problems, "console: "+e.Entry.Text)
+			}
+		}
+	}))
+	return b
+}
+
+func (b *browser) must(err error) {
+	b.t.Helper()
+	if err != nil {
+		b.t.Fatalf("browser: %v", err)
 	}
+}
+
+// step runs actions, failing with the page's HTML when they do not complete.
+func (b *browser) step(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	sctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		html, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.t.Fatalf("%s: %v\nproblems: %v\npage:\n%s", what, err, b.problems, html)
+	}
+}
+
+func (b *browser) noProblems() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.problems) > 0 {
+		b.t.Fatalf("the page reported problems: %v", b.problems)
+	}
+}
+
+// signIn opens the console and gives it the workspace key.
+func (b *browser) signIn(key string) {
+	b.t.Helper()
+	b.step("open the console", chromedp.Navigate(sys.APIURL+"/"), chromedp.WaitVisible(chromedp.ID("keyform")))
+	// A click, as a person does (form.submit() would skip the page's submit handler).
+	b.step("sign in", chromedp.SendKeys(chromedp.ID("key"), key), chromedp.Click(chromedp.CSS(`#keyform button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("nav")))
+}
+
+// TestConsoleOperatorInABrowser: an operator finds an unread chat, reads the
+// card and the journey, answers, and marks the chat read.
+func TestConsoleOperatorInABrowser(t *testing.T) {
+	needSystem(t)
+	bin := chromium()
+	if bin == "" {
+		t.Skip("no Chromium installed (apt-get install chromium)")
+	}
+	a := logicWorkspace(t, "Console operator")
+	a.must(http.MethodPut, "/v1/operators/anna", map[string]string{"name": "Anna"}, http.StatusOK, nil)
+	a.must(http.MethodPut, "/v1/tunnels/hello", json.RawMessage(`{"name": "Hello", "entry": "hi", "blocks": [
+		{"id": "hi", "type": "message", "text": "Hello from the funnel"}]}`), http.StatusOK, nil)
+	sub := a.subscribe("console-op-1", "hello", "8701", "Vera")
+	a.waitForTexts(sub, "Hello from the funnel")
+	a.event(map[string]any{"event_id": "console-op-in", "type": "message", "text": "Can I pay by card?"}, "8701")
+
+	b := newBrowser(t, bin)
+	b.signIn(a.key)
+	b.step("the unread tab", chromedp.Navigate(sys.APIURL+"/#/chats"),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="#/subscribers/`+sub+`/chat"]`)))
+	b.step("open the chat", chromedp.Click(chromedp.CSS(`a[href="#/subscribers/`+sub+`/chat"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`.chat li.inbound`)))
+	b.step("answer", chromedp.SendKeys(chromedp.ID("reply-text"), "Yes, by card."),
+		chromedp.Click(chromedp.CSS(`#reply button[type=submit]`)))
+	a.waitForTexts(sub, "Hello from the funnel", "Yes, by card.")
+	b.step("mark read", chromedp.WaitVisible(chromedp.ID("mark-read")), chromedp.Click(chromedp.ID("mark-read")))
+	eventually(t, 10*time.Second, "the chat off the unread tab", func() (bool, string) {
+		var page struct {
+			Chats []map[string]any `json:"chats"`
+		}
+		a.must(http.MethodGet, "/v1/chats?filter=unread", nil, http.StatusOK, &page)
+		for _, c := range page.Chats {
+			if c["subscriber_id"] == sub {
+				return false, "still unread"
+			}
+		}
+		return true, ""
+	})
+	b.step("the journey", chromedp.Navigate(sys.APIURL+"/#/subscribers/"+sub+"/journey"),
+		chromedp.WaitVisible(chromedp.CSS(`.timeline li.ok`)))
+	text, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(".timeline")))
+	b.must(err)
+	if !strings.Contains(text, "hello/hi") || !strings.Contains(text, "done") {
+		t.Fatalf("journey: %s", text)
+	}
+	b.step("the profile", chromedp.Navigate(sys.APIURL+"/#/subscribers/"+sub+"/profile"), chromedp.WaitVisible(chromedp.CSS("dl")))
+	profile, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("dl")))
+	b.must(err)
+	if !strings.Contains(profile, "Vera") || !strings.Contains(profile, "telegram:8701") {
+		t.Fatalf("profile: %s", profile)
+	}
+	b.noProblems()
 }

@@ -19,16 +19,22 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-async function api(path) {
-  const res = await fetch(path, { headers: { Authorization: "Bearer " + sessionStorage.getItem(KEY) } });
-  const body = await res.json().catch(() => ({}));
+async function api(path, method = "GET", body) {
+  const init = { method, headers: { Authorization: "Bearer " + sessionStorage.getItem(KEY) } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  if (res.status === 204) return null;
+  const answer = await res.json().catch(() => ({}));
   if (res.status === 401) {
     sessionStorage.removeItem(KEY);
     route();
-    throw new Error(body.detail || "the API key is not valid");
+    throw new Error(answer.detail || "the API key is not valid");
   }
-  if (!res.ok) throw new Error(body.detail || res.statusText);
-  return body;
+  if (!res.ok) throw new Error(answer.detail || res.statusText);
+  return answer;
 }
 
 async function listAll(path, name) {
@@ -128,6 +134,108 @@ async function tunnel(id) {
   show(el("h1", {}, t.name), legend, el("div", { class: "tunnel" }, el("div", { class: "canvas" }, svg), panel));
 }
 
+// chats is the inbox: the unread tab, and each operator's mentions.
+async function chats(tab) {
+  const operators = await listAll("/v1/operators", "operators");
+  const tabs = el("p", { class: "tabs" }, el("a", { href: "#/chats" }, "Unread"),
+    ...operators.map((o) => el("a", { href: "#/chats/mentions/" + encodeURIComponent(o.id) }, "@" + o.name)));
+  let list;
+  if (tab) {
+    const mentions = await listAll("/v1/operators/" + encodeURIComponent(tab) + "/mentions", "mentions");
+    list = el("ul", { class: "list" }, ...mentions.map((m) => el("li", {},
+      el("a", { href: "#/subscribers/" + encodeURIComponent(m.subscriber_id) + "/chat" }, m.subscriber_id), " — ", m.comment, " ", el("small", {}, m.created_at))));
+  } else {
+    const unread = await listAll("/v1/chats?filter=unread", "chats");
+    list = el("ul", { class: "list" }, ...unread.map((c) => el("li", {},
+      el("a", { href: "#/subscribers/" + encodeURIComponent(c.subscriber_id) + "/chat" }, (c.first_name + " " + c.last_name).trim() || c.subscriber_id),
+      " — ", c.last_message ? c.last_message.text : "")));
+    if (!unread.length) list = el("p", {}, "No unread chat.");
+  }
+  show(el("h1", {}, tab ? "Mentions of " + tab : "Unread chats"), tabs, list);
+}
+
+const statusClass = { done: "ok", skipped: "skip", failed: "bad" };
+
+// subscriber is the client card, one tab at a time.
+async function subscriber(id, tab) {
+  const card = await api("/v1/subscribers/" + encodeURIComponent(id));
+  const name = (card.first_name + " " + card.last_name).trim() || card.id;
+  const names = ["profile", "tags", "fields", "email", "plans", "crm", "runs", "journey", "chat"];
+  tab = names.includes(tab) ? tab : "profile";
+  const tabs = el("p", { class: "tabs" }, ...names.map((n) => el("a", { href: "#/subscribers/" + encodeURIComponent(id) + "/" + n, class: n === tab ? "current" : "" }, n)));
+  const dl = (pairs) => el("dl", {}, ...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v === null || v === undefined || v === "" ? "—" : String(v))]));
+  let body;
+  switch (tab) {
+    case "profile":
+      body = dl([["id", card.id], ["first name", card.first_name], ["last name", card.last_name], ["email", card.email], ["phone", card.phone],
+        ["channels", card.channels.map((c) => c.channel + ":" + c.external_id).join(", ")], ["time zone", card.timezone],
+        ["paused until", card.paused_until], ["blocked the bot on", (card.unreachable || []).join(", ")],
+        ["waiting for an answer at", (card.waits || []).map((w) => w.tunnel + "/" + w.block).join(", ")]]);
+      break;
+    case "tags":
+      body = card.tags.length ? el("ul", { class: "list" }, ...card.tags.map((t) => el("li", {}, t))) : el("p", {}, "No tag.");
+      break;
+    case "fields":
+      body = dl(Object.entries(card.fields));
+      break;
+    case "email":
+      body = card.email_account ? dl(Object.entries(card.email_account)) : el("p", {}, "No linked email account.");
+      break;
+    case "plans":
+      body = el("table", {}, el("tbody", {}, ...card.sales_plans.map((p) => el("tr", {}, el("td", {}, p.plan), el("td", {}, p.status), el("td", {}, p.operator || "—")))));
+      break;
+    case "crm":
+      body = dl([["amoCRM contact", card.crm.amo_contact_id], ["amoCRM deals", card.crm.amo_lead_ids.join(", ")]]);
+      break;
+    case "runs":
+      body = el("table", {}, el("tbody", {}, ...card.runs.map((r) => el("tr", {}, el("td", {}, r.tunnel), el("td", {}, r.channel), el("td", {}, "gen " + r.generation), el("td", {}, r.status)))));
+      break;
+    case "journey": {
+      const steps = await listAll("/v1/subscribers/" + encodeURIComponent(id) + "/journey", "steps");
+      body = el("ol", { class: "timeline" }, ...steps.map((s) => el("li", { class: statusClass[s.status] || "" },
+        el("span", { class: "when" }, s.started_at), " ", el("strong", {}, s.tunnel + "/" + s.block + (s.action === null ? "" : "#" + s.action)),
+        " ", s.type, " ", el("span", { class: "status" }, s.status), s.reason ? " — " + s.reason : "", s.attempts > 1 ? " (" + s.attempts + " attempts)" : "",
+        el("details", {}, el("summary", {}, "detail"), el("pre", {}, JSON.stringify(s.detail, null, 2))))));
+      break;
+    }
+    case "chat":
+      body = await chatTab(id, card);
+      break;
+  }
+  show(el("h1", {}, name), tabs, body);
+}
+
+async function chatTab(id, card) {
+  const msgs = await listAll("/v1/subscribers/" + encodeURIComponent(id) + "/chat", "messages");
+  const operators = await listAll("/v1/operators", "operators");
+  const list = el("ul", { class: "chat" }, ...msgs.map((m) => el("li", { class: m.direction },
+    el("small", {}, m.created_at + (m.operator ? " · " + m.operator : "") + (m.delivery ? " · " + m.delivery : "")), el("div", {}, m.text))));
+  const status = el("p", { class: "error", role: "alert" });
+  const text = el("textarea", { id: "reply-text", rows: "2", placeholder: "Answer as an operator" });
+  const who = el("select", { id: "reply-operator" }, ...operators.map((o) => el("option", { value: o.id }, o.name)));
+  const form = el("form", { id: "reply" }, who, text, el("button", { type: "submit" }, "Send"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("/v1/subscribers/" + encodeURIComponent(id) + "/chat", "POST", { text: text.value, operator: who.value });
+      route();
+    } catch (e) { status.textContent = e.message; }
+  });
+  const read = el("button", { type: "button", id: "mark-read" }, "Mark read");
+  read.addEventListener("click", async () => {
+    try { await api("/v1/subscribers/" + encodeURIComponent(id) + "/chat", "PATCH", { unread: false }); route(); } catch (e) { status.textContent = e.message; }
+  });
+  const pause = el("button", { type: "button", id: "pause" }, card.paused_until ? "Resume the tunnels" : "Pause the tunnels for an hour");
+  pause.addEventListener("click", async () => {
+    try {
+      if (card.paused_until) await api("/v1/subscribers/" + encodeURIComponent(id) + "/pause", "DELETE");
+      else await api("/v1/subscribers/" + encodeURIComponent(id) + "/pause", "POST", { minutes: 60 });
+      route();
+    } catch (e) { status.textContent = e.message; }
+  });
+  return el("div", {}, list, el("p", {}, read, " ", pause), form, status);
+}
+
 async function route() {
   const signedIn = !!sessionStorage.getItem(KEY);
   $("keyform").hidden = signedIn;
@@ -135,8 +243,11 @@ async function route() {
   if (!signedIn) { show(); return; }
   const hash = location.hash || "#/tunnels";
   try {
-    const m = hash.match(/^#\/tunnels\/(.+)$/);
-    if (m) await tunnel(decodeURIComponent(m[1]));
+    let m;
+    if ((m = hash.match(/^#\/tunnels\/(.+)$/))) await tunnel(decodeURIComponent(m[1]));
+    else if ((m = hash.match(/^#\/subscribers\/([^/]+)(?:\/([a-z]+))?$/))) await subscriber(decodeURIComponent(m[1]), m[2]);
+    else if ((m = hash.match(/^#\/chats\/mentions\/(.+)$/))) await chats(decodeURIComponent(m[1]));
+    else if (hash === "#/chats") await chats();
     else await tunnels();
   } catch (e) {
     show(el("p", { class: "error", role: "alert" }, e.message));
