@@ -9,7 +9,7 @@ const colors = { message: "#2f6fdf", action: "#d64545", delay: "#7a7f87", condit
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, ...children) {
-  const ns = ["svg", "g", "rect", "text", "path", "defs", "marker"].includes(tag) ? "http://www.w3.org/2000/svg" : null;
+  const ns = ["svg", "g", "rect", "text", "path", "defs", "marker", "circle"].includes(tag) ? "http://www.w3.org/2000/svg" : null;
   const e = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "onclick") e.addEventListener("click", v);
@@ -33,7 +33,11 @@ async function api(path, method = "GET", body) {
     route();
     throw new Error(answer.detail || "the API key is not valid");
   }
-  if (!res.ok) throw new Error(answer.detail || res.statusText);
+  if (!res.ok) {
+    const err = new Error(answer.detail || res.statusText);
+    err.problem = answer; // RFC 9457: errors[] with JSON pointers
+    throw err;
+  }
   return answer;
 }
 
@@ -96,42 +100,211 @@ function layout(t) {
   return pos;
 }
 
+// tunnel is the canvas of one tunnel: drag blocks (their ui position is saved
+// with the tunnel), connect a block to another by dragging from its handle,
+// add and delete blocks, edit the selected one in the side panel, and Save,
+// which shows every validation error on the block its pointer names.
 async function tunnel(id) {
-  const t = await api("/v1/tunnels/" + encodeURIComponent(id));
-  const pos = layout(t);
+  const stored = await api("/v1/tunnels/" + encodeURIComponent(id));
+  const t = { name: stored.name, entry: stored.entry, blocks: stored.blocks };
   const W = 170, H = 48;
-  let maxX = 0, maxY = 0;
-  pos.forEach((p) => { maxX = Math.max(maxX, p.x + W + 40); maxY = Math.max(maxY, p.y + H + 40); });
-  const svg = el("svg", { width: maxX, height: maxY, role: "img", "aria-label": "tunnel " + t.name },
-    el("defs", {}, el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "8", markerHeight: "8", orient: "auto" },
-      el("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8b93a1" }))));
-  const panel = el("div", { class: "panel" }, el("p", {}, "Select a block to see it."));
-  for (const b of t.blocks) {
-    const from = pos.get(b.id);
-    for (const s of successors(b)) {
-      const to = pos.get(s.id);
-      if (!to) continue;
-      svg.append(el("path", { class: "edge", d: `M${from.x + W},${from.y + H / 2} C${from.x + W + 40},${from.y + H / 2} ${to.x - 40},${to.y + H / 2} ${to.x},${to.y + H / 2}` }));
-      if (s.label) svg.append(el("text", { x: (from.x + W + to.x) / 2 - 10, y: (from.y + to.y + H) / 2 - 4 }, s.label));
+  const st = { selected: null, errors: [], dirty: false, pos: layout(t) };
+  const canvas = el("div", { class: "canvas" });
+  const panel = el("div", { class: "panel" });
+  const status = el("p", { id: "status", role: "status" });
+  const save = el("button", { type: "button", id: "save" }, "Save");
+
+  const blockIndex = (bid) => t.blocks.findIndex((b) => b.id === bid);
+  const errorsOf = (bid) => {
+    const i = blockIndex(bid);
+    return st.errors.filter((e) => e.pointer === "/blocks/" + i || e.pointer.startsWith("/blocks/" + i + "/"));
+  };
+  const say = (state, text) => { status.dataset.state = state; status.textContent = text; };
+  const touch = () => { st.dirty = true; say("dirty", "Unsaved changes"); };
+
+  function draw() {
+    let maxX = 600, maxY = 300;
+    st.pos.forEach((p) => { maxX = Math.max(maxX, p.x + W + 60); maxY = Math.max(maxY, p.y + H + 60); });
+    const svg = el("svg", { width: maxX, height: maxY, role: "img", "aria-label": "tunnel " + t.name },
+      el("defs", {}, el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "8", markerHeight: "8", orient: "auto" },
+        el("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8b93a1" }))));
+    for (const b of t.blocks) {
+      const from = st.pos.get(b.id);
+      for (const s of successors(b)) {
+        const to = st.pos.get(s.id);
+        if (!from || !to) continue;
+        svg.append(el("path", { class: "edge", "data-from": b.id, "data-to": s.id,
+          d: `M${from.x + W},${from.y + H / 2} C${from.x + W + 40},${from.y + H / 2} ${to.x - 40},${to.y + H / 2} ${to.x},${to.y + H / 2}` }));
+        if (s.label) svg.append(el("text", { x: (from.x + W + to.x) / 2 - 10, y: (from.y + to.y + H) / 2 - 4 }, s.label));
+      }
     }
+    for (const b of t.blocks) {
+      const p = st.pos.get(b.id);
+      const bad = errorsOf(b.id).length > 0;
+      const g = el("g", { class: "node" + (b.id === st.selected ? " selected" : "") + (bad ? " invalid" : ""), "data-block": b.id, transform: `translate(${p.x},${p.y})` },
+        el("rect", { width: W, height: H, rx: 6, fill: colors[b.type] || "#999" }),
+        el("text", { x: 10, y: 19, fill: "#fff" }, b.type + (b.id === t.entry ? " · entry" : "")),
+        el("text", { x: 10, y: 36, fill: "#fff" }, b.id),
+        el("circle", { class: "handle", cx: W, cy: H / 2, r: 7, "data-handle": b.id }));
+      svg.append(g);
+    }
+    drag(svg);
+    canvas.replaceChildren(svg);
+    drawPanel();
   }
-  for (const b of t.blocks) {
-    const p = pos.get(b.id);
-    const g = el("g", { class: "node", "data-block": b.id, transform: `translate(${p.x},${p.y})` },
-      el("rect", { width: W, height: H, rx: 6, fill: colors[b.type] || "#999" }),
-      el("text", { x: 10, y: 19, fill: "#fff" }, b.type + (b.id === t.entry ? " · entry" : "")),
-      el("text", { x: 10, y: 36, fill: "#fff" }, b.id));
-    g.addEventListener("click", () => {
-      svg.querySelectorAll(".selected").forEach((n) => n.classList.remove("selected"));
-      g.classList.add("selected");
-      panel.replaceChildren(el("h2", {}, b.id), el("pre", {}, JSON.stringify(b, null, 2)));
+
+  // drag moves a block (pointer on its body) or connects it (on its handle).
+  function drag(svg) {
+    let moving = null, linking = null, line = null, moved = false;
+    const at = (ev) => { const r = svg.getBoundingClientRect(); return { x: ev.clientX - r.left, y: ev.clientY - r.top }; };
+    svg.addEventListener("pointerdown", (ev) => {
+      const handle = ev.target.closest("[data-handle]");
+      const node = ev.target.closest("g.node");
+      if (handle) {
+        linking = handle.getAttribute("data-handle");
+        const p = st.pos.get(linking);
+        line = el("path", { class: "edge pending", d: "" });
+        line.dataset.x = p.x + W; line.dataset.y = p.y + H / 2;
+        svg.append(line);
+      } else if (node) {
+        const bid = node.getAttribute("data-block"), p = st.pos.get(bid), m = at(ev);
+        moving = { bid, node, dx: m.x - p.x, dy: m.y - p.y };
+        moved = false;
+      }
     });
-    svg.append(g);
+    svg.addEventListener("pointermove", (ev) => {
+      const m = at(ev);
+      if (moving) {
+        const x = Math.max(0, Math.round(m.x - moving.dx)), y = Math.max(0, Math.round(m.y - moving.dy));
+        if (Math.abs(x - st.pos.get(moving.bid).x) + Math.abs(y - st.pos.get(moving.bid).y) > 2) moved = true;
+        st.pos.set(moving.bid, { x, y });
+        moving.node.setAttribute("transform", `translate(${x},${y})`);
+      } else if (linking) {
+        line.setAttribute("d", `M${line.dataset.x},${line.dataset.y} L${m.x},${m.y}`);
+      }
+    });
+    svg.addEventListener("pointerup", (ev) => {
+      if (moving) {
+        const b = t.blocks[blockIndex(moving.bid)];
+        if (moved) { b.ui = { ...st.pos.get(moving.bid) }; touch(); } else st.selected = moving.bid;
+        moving = null;
+        draw();
+      } else if (linking) {
+        const target = document.elementFromPoint(ev.clientX, ev.clientY)?.closest("g.node");
+        const to = target && target.getAttribute("data-block");
+        if (to && to !== linking) connect(linking, to);
+        linking = null;
+        draw();
+      }
+    });
   }
+
+  function connect(fromId, toId) {
+    const b = t.blocks[blockIndex(fromId)];
+    if (["condition", "split"].includes(b.type) || b.buttons || b.reply) {
+      status.textContent = `Block ${fromId} goes on through its branches, buttons or reply: edit them in the panel`;
+      return;
+    }
+    b.next = b.next || [];
+    if (!b.next.includes(toId)) { b.next.push(toId); touch(); }
+  }
+
+  function remove(bid) {
+    t.blocks = t.blocks.filter((b) => b.id !== bid);
+    const drop = (ids) => (ids ? ids.filter((x) => x !== bid) : ids);
+    for (const b of t.blocks) {
+      b.next = drop(b.next);
+      if (b.else) b.else = drop(b.else);
+      (b.branches || []).forEach((br) => { br.next = drop(br.next); });
+      (b.buttons || []).forEach((bt) => { bt.next = drop(bt.next); });
+      if (b.reply) { b.reply.next = drop(b.reply.next); b.reply.on_timeout = drop(b.reply.on_timeout); }
+      (b.actions || []).forEach((a) => { if (a.on_error) a.on_error = drop(a.on_error); });
+    }
+    st.pos.delete(bid);
+    if (st.selected === bid) st.selected = null;
+    touch();
+    draw();
+  }
+
+  function add(type) {
+    let n = 1;
+    while (blockIndex(type + n) >= 0) n++;
+    const b = { id: type + n, type };
+    if (type === "message") b.text = "New message";
+    if (type === "action") b.actions = [{ type: "mark_unread" }];
+    if (type === "delay") b.seconds = 3600;
+    if (type === "condition") b.branches = [{ when: { subscriber: "email", op: "is_set" }, next: [] }];
+    if (type === "split") b.branches = [{ name: "A", weight: 1, next: [] }, { name: "B", weight: 1, next: [] }];
+    let y = 30;
+    st.pos.forEach((p) => { y = Math.max(y, p.y + H + 30); });
+    b.ui = { x: 30, y };
+    st.pos.set(b.id, { ...b.ui });
+    t.blocks.push(b);
+    st.selected = b.id;
+    touch();
+    draw();
+  }
+
+  function drawPanel() {
+    const b = st.selected && t.blocks[blockIndex(st.selected)];
+    const general = st.errors.filter((e) => !e.pointer.startsWith("/blocks/"));
+    const list = (errs) => el("ul", { class: "errors" }, ...errs.map((e) => el("li", {}, el("code", {}, e.pointer || "/"), " ", e.detail)));
+    if (!b) {
+      panel.replaceChildren(el("p", {}, "Select a block to edit it. Drag a block to move it, drag from its round handle to another block to connect them."),
+        general.length ? list(general) : "");
+      return;
+    }
+    const edit = el("textarea", { id: "block-json", rows: "16", spellcheck: "false" });
+    edit.value = JSON.stringify(b, null, 2);
+    const apply = el("button", { type: "button", id: "apply" }, "Apply");
+    apply.addEventListener("click", () => {
+      let nb;
+      try { nb = JSON.parse(edit.value); } catch (e) { status.textContent = "Not JSON: " + e.message; return; }
+      const i = blockIndex(b.id);
+      if (nb.id !== b.id) {
+        for (const o of t.blocks) {
+          const ren = (ids) => (ids ? ids.map((x) => (x === b.id ? nb.id : x)) : ids);
+          o.next = ren(o.next); if (o.else) o.else = ren(o.else);
+          (o.branches || []).forEach((br) => { br.next = ren(br.next); });
+          (o.buttons || []).forEach((bt) => { bt.next = ren(bt.next); });
+          if (o.reply) { o.reply.next = ren(o.reply.next); o.reply.on_timeout = ren(o.reply.on_timeout); }
+        }
+        if (t.entry === b.id) t.entry = nb.id;
+        st.pos.set(nb.id, st.pos.get(b.id));
+        st.pos.delete(b.id);
+        st.selected = nb.id;
+      }
+      t.blocks[i] = nb;
+      touch();
+      draw();
+    });
+    const del = el("button", { type: "button", id: "delete" }, "Delete block");
+    del.addEventListener("click", () => remove(b.id));
+    const entry = el("button", { type: "button", id: "make-entry" }, "Make it the entry");
+    entry.addEventListener("click", () => { t.entry = b.id; touch(); draw(); });
+    panel.replaceChildren(el("h2", {}, b.id), list(errorsOf(b.id)), edit, el("p", {}, apply, " ", entry, " ", del), general.length ? list(general) : "");
+  }
+
+  save.addEventListener("click", async () => {
+    say("saving", "Saving…");
+    try {
+      await api("/v1/tunnels/" + encodeURIComponent(id), "PUT", t);
+      st.errors = []; st.dirty = false;
+      say("saved", "Saved");
+    } catch (e) {
+      st.errors = (e.problem && e.problem.errors) || [{ pointer: "", detail: e.message }];
+      say("invalid", `Not saved: ${st.errors.length} problem(s)`);
+    }
+    draw();
+  });
+  const toolbar = el("p", { class: "toolbar" }, "Add: ",
+    ...Object.keys(colors).map((type) => { const bt = el("button", { type: "button", "data-add": type }, type); bt.addEventListener("click", () => add(type)); return bt; }),
+    " ", save, status);
   const legend = el("p", { class: "legend" }, ...Object.keys(colors).map((k) => el("span", {}, el("i", {}), k)));
   // CSSOM, not a style attribute: the CSP allows no inline style.
   legend.querySelectorAll("i").forEach((i, n) => { i.style.background = Object.values(colors)[n]; });
-  show(el("h1", {}, t.name), legend, el("div", { class: "tunnel" }, el("div", { class: "canvas" }, svg), panel));
+  show(el("h1", {}, t.name), legend, toolbar, el("div", { class: "tunnel" }, canvas, panel));
+  draw();
 }
 
 // chats is the inbox: the unread tab, and each operator's mentions.
