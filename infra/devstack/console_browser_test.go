@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +118,55 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	if ask := saved.Blocks[got["ask"]]; ask.UI == nil || ask.UI["x"] < 100 {
 		t.Fatalf("ask's position after the drag: %v", ask.UI)
+	}
+
+	// The action block's form: pickers from the catalog, add actions, preview a request.
+	sub := a.subscribe("console-1", "default", "8801", "Carl")
+	setv := func(sel, v string) chromedp.Action[chromedp.Void] {
+		return asVoid(chromedp.Evaluate[bool](`(() => { const e = document.querySelector(` + strconv.Quote(sel) + `); e.value = ` + strconv.Quote(v) +
+			`; e.dispatchEvent(new Event("change", { bubbles: true })); return true; })()`))
+	}
+	step("open the action block", chromedp.Click(chromedp.CSS(`g.node[data-block="act"] rect`)),
+		chromedp.WaitVisible(chromedp.CSS(`fieldset.action[data-action="0"] select[data-param="tags"]`)))
+	tags, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelector('select[data-param="tags"]').selectedOptions].map((o) => o.value)`))
+	if err != nil || len(tags) != 1 || tags[0] != "vip" {
+		t.Fatalf("the tags picker shows %v (%v)", tags, err)
+	}
+	step("add set_field", setv("#new-action", "set_field"), chromedp.Click(chromedp.ID("add-action")),
+		chromedp.WaitVisible(chromedp.CSS(`fieldset.action[data-action="1"] select[data-param="field"]`)),
+		setv(`fieldset.action[data-action="1"] select[data-param="field"]`, "age"),
+		setv(`fieldset.action[data-action="1"] input[data-param="value"]`, "30"))
+	step("add an external request", setv("#new-action", "external_request"), chromedp.Click(chromedp.ID("add-action")),
+		chromedp.WaitVisible(chromedp.CSS(`fieldset.action[data-action="2"] input[data-param="url"]`)),
+		setv(`fieldset.action[data-action="2"] select[data-param="method"]`, "POST"),
+		setv(`fieldset.action[data-action="2"] input[data-param="url"]`, "https://api.example.com/leads?who={{subscriber.first_name}}"),
+		chromedp.Click(chromedp.CSS(`fieldset.action[data-action="2"] [data-add-row="headers"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`fieldset.action[data-action="2"] .rows input[placeholder="name"]`)),
+		setv(`fieldset.action[data-action="2"] .rows input[placeholder="name"]`, "X-Source"),
+		setv(`fieldset.action[data-action="2"] .rows input[placeholder="value"]`, "console"),
+		setv(`fieldset.action[data-action="2"] .request-subscriber`, sub),
+		chromedp.Click(chromedp.CSS(`fieldset.action[data-action="2"] button.preview`)))
+	eventually(t, 10*time.Second, "the preview", func() (bool, string) {
+		out, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector(".request-result").textContent`))
+		return strings.Contains(out, "https://api.example.com/leads?who=Carl") && strings.Contains(out, "X-Source"), out
+	})
+	step("save the actions", chromedp.Click(chromedp.ID("save")), chromedp.WaitVisible(chromedp.CSS(`#status[data-state="saved"]`)))
+	var withActions struct {
+		Blocks []struct {
+			ID      string           `json:"id"`
+			Actions []map[string]any `json:"actions"`
+		} `json:"blocks"`
+	}
+	a.must(http.MethodGet, "/v1/tunnels/logic", nil, http.StatusOK, &withActions)
+	for _, bl := range withActions.Blocks {
+		if bl.ID != "act" {
+			continue
+		}
+		got := fmt.Sprint(bl.Actions)
+		if len(bl.Actions) != 3 || bl.Actions[1]["field"] != "age" || bl.Actions[1]["value"] != "30" ||
+			bl.Actions[2]["method"] != "POST" || !strings.Contains(got, "X-Source") {
+			t.Fatalf("saved actions: %s", got)
+		}
 	}
 
 	// The key stays in sessionStorage, not in a cookie or the URL.
@@ -256,4 +307,12 @@ func TestConsoleOperatorInABrowser(t *testing.T) {
 		t.Fatalf("profile: %s", profile)
 	}
 	b.noProblems()
+}
+
+// asVoid runs an action for its effect only, so it can be one step of many.
+func asVoid[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := a(ctx, t)
+		return chromedp.Void{}, err
+	}
 }

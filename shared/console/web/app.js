@@ -100,12 +100,183 @@ function layout(t) {
   return pos;
 }
 
+// The catalog a tunnel's forms pick from.
+async function loadCatalog() {
+  const kinds = { tags: "/v1/tags", fields: "/v1/fields", sales_plans: "/v1/sales-plans", operators: "/v1/operators",
+    email_bots: "/v1/email-bots", lead_sources: "/v1/lead-sources", integrations: "/v1/integrations", tunnels: "/v1/tunnels" };
+  const cat = {};
+  await Promise.all(Object.entries(kinds).map(async ([name, path]) => { cat[name] = await listAll(path, name); }));
+  return cat;
+}
+
+// actionSpecs lists each action type's parameters and how to edit them:
+// a picker over a catalog list, text, a number, a flag, or a special editor.
+const actionSpecs = {
+  add_tags: [["tags", "tags"]],
+  remove_tags: [["tags", "tags"]],
+  set_field: [["field", "fields"], ["value", "text"]],
+  add_to_sales_plan: [["plan", "sales_plans"]],
+  mention: [["operator", "operators"], ["comment", "text"]],
+  mark_unread: [],
+  create_email_subscriber: [["email_bot", "email_bots"], ["tunnel", "tunnels?"], ["lead_source", "lead_sources?"]],
+  send_email: [["email_bot", "email_bots"], ["subject", "text"], ["html", "textarea"], ["text", "textarea?"], ["create_subscriber", "flag"], ["tunnel", "tunnels?"], ["lead_source", "lead_sources?"]],
+  amo_contact: [["integration", "integrations"]],
+  amo_deal: [["integration", "integrations"], ["pipeline_id", "pipeline"], ["status_id", "status"], ["name", "text?"]],
+  start: [["tunnel", "tunnels"], ["block", "block?"]],
+  stop: [["tunnel", "tunnels?"], ["block", "block?"]],
+  external_request: [["method", "method"], ["url", "text"], ["description", "text?"], ["headers", "pairs"], ["query", "pairs"],
+    ["body", "json?"], ["response_mapping", "mapping"], ["on_error", "blocks?"], ["timeout_ms", "number?"]],
+};
+
+// actionEditor is the form of an action block: its ordered actions, each
+// with the fields of its type; changes go straight into the block.
+function actionEditor(b, t, cat, touch, redraw) {
+  const wrap = el("div", { class: "actions" });
+  const pick = (list, value, optional, label = (x) => x.name || x.id) => {
+    const sel = el("select", {}, ...(optional ? [el("option", { value: "" }, "—")] : []),
+      ...list.map((x) => el("option", { value: x.id }, label(x) + (x.name && x.name !== x.id ? " (" + x.id + ")" : ""))));
+    sel.value = value || "";
+    return sel;
+  };
+  b.actions.forEach((a, i) => {
+    const box = el("fieldset", { class: "action", "data-action": String(i) });
+    const type = el("select", { class: "action-type" }, ...Object.keys(actionSpecs).map((k) => el("option", { value: k }, k)));
+    type.value = a.type;
+    type.addEventListener("change", () => { b.actions[i] = { type: type.value }; touch(); redraw(); });
+    const up = el("button", { type: "button", title: "move up" }, "↑");
+    up.addEventListener("click", () => { if (i > 0) { [b.actions[i - 1], b.actions[i]] = [b.actions[i], b.actions[i - 1]]; touch(); redraw(); } });
+    const down = el("button", { type: "button", title: "move down" }, "↓");
+    down.addEventListener("click", () => { if (i < b.actions.length - 1) { [b.actions[i + 1], b.actions[i]] = [b.actions[i], b.actions[i + 1]]; touch(); redraw(); } });
+    const del = el("button", { type: "button", class: "remove-action" }, "Remove");
+    del.addEventListener("click", () => { b.actions.splice(i, 1); touch(); redraw(); });
+    box.append(el("legend", {}, "#" + i + " "), type, " ", up, down, " ", del);
+    for (const [param, kind] of actionSpecs[a.type] || []) {
+      const optional = kind.endsWith("?");
+      const k = kind.replace("?", "");
+      const set = (v) => { if (v === "" || v === undefined || (Array.isArray(v) && !v.length)) delete a[param]; else a[param] = v; touch(); };
+      let input;
+      if (cat[k]) {
+        if (k === "tags") {
+          input = el("select", { multiple: "", size: String(Math.min(6, Math.max(2, cat.tags.length))) }, ...cat.tags.map((x) => el("option", { value: x.id }, x.name || x.id)));
+          [...input.options].forEach((o) => { o.selected = (a.tags || []).includes(o.value); });
+          input.addEventListener("change", () => set([...input.selectedOptions].map((o) => o.value)));
+        } else {
+          input = pick(cat[k], a[param], optional);
+          input.addEventListener("change", () => { set(input.value); if (param === "tunnel" || param === "integration") redraw(); });
+        }
+      } else if (k === "block") {
+        const target = a.tunnel ? null : t;
+        input = el("select", {}, el("option", { value: "" }, "— entry"));
+        const fill = (blocks) => blocks.forEach((x) => input.append(el("option", { value: x.id }, x.id)));
+        if (target) fill(t.blocks);
+        else api("/v1/tunnels/" + encodeURIComponent(a.tunnel)).then((other) => { fill(other.blocks); input.value = a.block || ""; }).catch(() => {});
+        input.value = a.block || "";
+        input.addEventListener("change", () => set(input.value));
+      } else if (k === "pipeline" || k === "status") {
+        input = el("select", {}, el("option", { value: "" }, "—"));
+        if (a.integration) {
+          api("/v1/integrations/" + encodeURIComponent(a.integration) + "/pipelines").then((res) => {
+            const pipes = res.pipelines;
+            const opts = k === "pipeline" ? pipes : (pipes.find((p) => p.id === a.pipeline_id) || { statuses: [] }).statuses;
+            opts.forEach((x) => input.append(el("option", { value: String(x.id) }, x.name + " (" + x.id + ")")));
+            input.value = a[param] ? String(a[param]) : "";
+          }).catch((e) => input.append(el("option", { value: "" }, e.message)));
+        }
+        input.addEventListener("change", () => { set(input.value ? Number(input.value) : ""); if (k === "pipeline") redraw(); });
+      } else if (k === "flag") {
+        input = el("input", { type: "checkbox" });
+        input.checked = !!a[param];
+        input.addEventListener("change", () => set(input.checked || ""));
+      } else if (k === "method") {
+        input = el("select", {}, ...["GET", "POST", "PUT"].map((m) => el("option", { value: m }, m)));
+        input.value = a.method || "GET";
+        if (!a.method) a.method = "GET";
+        input.addEventListener("change", () => set(input.value));
+      } else if (k === "number") {
+        input = el("input", { type: "number" });
+        input.value = a[param] || "";
+        input.addEventListener("change", () => set(input.value ? Number(input.value) : ""));
+      } else if (k === "pairs" || k === "mapping") {
+        input = rowsEditor(a, param, k === "mapping" ? ["path", "field"] : ["name", "value"], touch, redraw);
+      } else if (k === "json") {
+        input = el("textarea", { rows: "4" });
+        input.value = a.body === undefined ? "" : JSON.stringify(a.body, null, 2);
+        input.addEventListener("change", () => {
+          if (!input.value.trim()) { set(""); return; }
+          try { set(JSON.parse(input.value)); input.classList.remove("bad"); } catch { input.classList.add("bad"); }
+        });
+      } else if (k === "blocks") {
+        input = el("input", { type: "text", placeholder: "block ids, comma separated" });
+        input.value = (a[param] || []).join(", ");
+        input.addEventListener("change", () => set(input.value.split(",").map((x) => x.trim()).filter(Boolean)));
+      } else {
+        input = el(k === "textarea" ? "textarea" : "input", k === "textarea" ? { rows: "3" } : { type: "text" });
+        input.value = a[param] || "";
+        input.addEventListener("change", () => set(input.value));
+      }
+      input.setAttribute("data-param", param);
+      box.append(el("label", {}, param + (optional ? " (optional)" : ""), input));
+    }
+    if (a.type === "external_request") box.append(requestTools(a));
+    wrap.append(box);
+  });
+  const newType = el("select", { id: "new-action" }, ...Object.keys(actionSpecs).map((k) => el("option", { value: k }, k)));
+  const add = el("button", { type: "button", id: "add-action" }, "Add action");
+  add.addEventListener("click", () => { b.actions.push({ type: newType.value }); touch(); redraw(); });
+  wrap.append(el("p", {}, newType, " ", add));
+  return wrap;
+}
+
+// rowsEditor edits a list of {name, value} (headers, query) or {path, field}
+// (response mapping) rows, with add and delete.
+function rowsEditor(a, param, keys, touch, redraw) {
+  const rows = a[param] || [];
+  const box = el("div", { class: "rows" });
+  rows.forEach((row, i) => {
+    const inputs = keys.map((k) => {
+      const input = el("input", { type: "text", placeholder: k });
+      input.value = row[k] || "";
+      input.addEventListener("change", () => { row[k] = input.value; touch(); });
+      return input;
+    });
+    const del = el("button", { type: "button" }, "×");
+    del.addEventListener("click", () => { rows.splice(i, 1); if (!rows.length) delete a[param]; touch(); redraw(); });
+    box.append(el("div", {}, ...inputs, del));
+  });
+  const add = el("button", { type: "button", "data-add-row": param }, "+ " + param.replace("_", " "));
+  add.addEventListener("click", () => { a[param] = rows; rows.push(Object.fromEntries(keys.map((k) => [k, ""]))); touch(); redraw(); });
+  box.append(add);
+  return box;
+}
+
+// requestTools previews or checks an external request for a subscriber (the
+// "account" whose data fills the placeholders), as the API renders it.
+function requestTools(a) {
+  const who = el("input", { type: "text", placeholder: "subscriber id", class: "request-subscriber" });
+  const out = el("pre", { class: "request-result" });
+  const run = async (what) => {
+    const req = { ...a };
+    delete req.on_error;
+    try {
+      const res = await api("/v1/external-requests/" + what, "POST", { subscriber_id: who.value.trim(), request: req });
+      out.textContent = JSON.stringify(res, null, 2);
+    } catch (e) {
+      out.textContent = e.message + (e.problem && e.problem.errors ? "\n" + e.problem.errors.map((x) => x.pointer + " " + x.detail).join("\n") : "");
+    }
+  };
+  const preview = el("button", { type: "button", class: "preview" }, "Preview");
+  preview.addEventListener("click", () => run("preview"));
+  const check = el("button", { type: "button", class: "check" }, "Check request");
+  check.addEventListener("click", () => run("check"));
+  return el("div", { class: "request-tools" }, who, " ", preview, " ", check, out);
+}
+
 // tunnel is the canvas of one tunnel: drag blocks (their ui position is saved
 // with the tunnel), connect a block to another by dragging from its handle,
 // add and delete blocks, edit the selected one in the side panel, and Save,
 // which shows every validation error on the block its pointer names.
 async function tunnel(id) {
-  const stored = await api("/v1/tunnels/" + encodeURIComponent(id));
+  const [stored, cat] = await Promise.all([api("/v1/tunnels/" + encodeURIComponent(id)), loadCatalog()]);
   const t = { name: stored.name, entry: stored.entry, blocks: stored.blocks };
   const W = 170, H = 48;
   const st = { selected: null, errors: [], dirty: false, pos: layout(t) };
@@ -282,7 +453,13 @@ async function tunnel(id) {
     del.addEventListener("click", () => remove(b.id));
     const entry = el("button", { type: "button", id: "make-entry" }, "Make it the entry");
     entry.addEventListener("click", () => { t.entry = b.id; touch(); draw(); });
-    panel.replaceChildren(el("h2", {}, b.id), list(errorsOf(b.id)), edit, el("p", {}, apply, " ", entry, " ", del), general.length ? list(general) : "");
+    const form = b.type === "action" && Array.isArray(b.actions) ? actionEditor(b, t, cat, touch, drawPanel) : "";
+    if (form) edit.hidden = true;
+    const raw = el("button", { type: "button", id: "toggle-json" }, form ? "Edit as JSON" : "");
+    raw.hidden = !form;
+    apply.hidden = !!form; // the form edits the block itself; Apply is for the JSON
+    raw.addEventListener("click", () => { edit.value = JSON.stringify(b, null, 2); edit.hidden = !edit.hidden; apply.hidden = edit.hidden; });
+    panel.replaceChildren(el("h2", {}, b.id), list(errorsOf(b.id)), form, raw, edit, el("p", {}, apply, " ", entry, " ", del), general.length ? list(general) : "");
   }
 
   save.addEventListener("click", async () => {
