@@ -3,8 +3,8 @@ package devstack_test
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
