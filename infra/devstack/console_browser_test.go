@@ -316,3 +316,62 @@ func asVoid[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
 		return chromedp.Void{}, err
 	}
 }
+
+// TestConsoleCatalogAndSalesInABrowser: a catalog form (an error under its
+// field, then a save), a deal moved on the sales board, the dead letters page.
+func TestConsoleCatalogAndSalesInABrowser(t *testing.T) {
+	needSystem(t)
+	bin := chromium()
+	if bin == "" {
+		t.Skip("no Chromium installed (apt-get install chromium)")
+	}
+	a := logicWorkspace(t, "Console sales")
+	a.must(http.MethodPut, "/v1/operators/anna", map[string]string{"name": "Anna"}, http.StatusOK, nil)
+	a.must(http.MethodPut, "/v1/sales-plans/q4", map[string]any{"name": "Q4", "statuses": []string{"new", "won"},
+		"operators": []string{"anna"}, "distribution": "evenly"}, http.StatusOK, nil)
+	a.must(http.MethodPut, "/v1/tunnels/deal", json.RawMessage(`{"name": "Deal", "entry": "act", "blocks": [
+		{"id": "act", "type": "action", "actions": [{"type": "add_to_sales_plan", "plan": "q4"}]}]}`), http.StatusOK, nil)
+	sub := a.subscribe("console-sale-1", "deal", "8901", "Dina")
+	a.finished(sub, "deal")
+
+	b := newBrowser(t, bin)
+	b.signIn(a.key)
+	setv := func(sel, v string) chromedp.Action[chromedp.Void] {
+		return asVoid(chromedp.Evaluate[bool](`(() => { const e = document.querySelector(` + strconv.Quote(sel) + `); e.value = ` + strconv.Quote(v) +
+			`; e.dispatchEvent(new Event("change", { bubbles: true })); return true; })()`))
+	}
+	// A tag without a name is refused, the error under the field; then saved.
+	b.step("the tags form", chromedp.Navigate(sys.APIURL+"/#/catalog/tags"), chromedp.WaitVisible(chromedp.ID("entity-form")),
+		setv("#entity-id", "hot"), chromedp.Click(chromedp.CSS(`#entity-form button[type=submit]`)))
+	eventually(t, 10*time.Second, "the error under the name field", func() (bool, string) {
+		fieldErr, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('input[data-field="name"]').nextElementSibling.textContent`))
+		return strings.Contains(fieldErr, "name"), fieldErr
+	})
+	b.step("save the tag", setv(`input[data-field="name"]`, "Hot lead"), chromedp.Click(chromedp.CSS(`#entity-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="hot"]`)))
+	var tag map[string]any
+	a.must(http.MethodGet, "/v1/tags/hot", nil, http.StatusOK, &tag)
+	if tag["name"] != "Hot lead" {
+		t.Fatalf("tag: %v", tag)
+	}
+	// The board: the deal is in "new"; moving it makes it "won".
+	b.step("the board", chromedp.Navigate(sys.APIURL+"/#/sales/q4"),
+		chromedp.WaitVisible(chromedp.CSS(`.column[data-status="new"] select[data-deal="`+sub+`"]`)),
+		setv(`select[data-deal="`+sub+`"]`, "won"),
+		chromedp.WaitVisible(chromedp.CSS(`.column[data-status="won"] select[data-deal="`+sub+`"]`)))
+	var deals struct {
+		Deals []map[string]any `json:"deals"`
+	}
+	a.must(http.MethodGet, "/v1/sales-plans/q4/deals", nil, http.StatusOK, &deals)
+	if len(deals.Deals) != 1 || deals.Deals[0]["status"] != "won" || deals.Deals[0]["operator"] != "anna" {
+		t.Fatalf("deals: %v", deals.Deals)
+	}
+	b.step("dead letters", chromedp.Navigate(sys.APIURL+"/#/dead-letters"), chromedp.WaitVisible(chromedp.ID("redrive")),
+		chromedp.Click(chromedp.ID("redrive")))
+	msg, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.ID("redrive-status")))
+	b.must(err)
+	if msg != "Select a dead letter first" {
+		t.Fatalf("re-drive with nothing selected: %q", msg)
+	}
+	b.noProblems()
+}

@@ -586,6 +586,128 @@ async function chatTab(id, card) {
   return el("div", {}, list, el("p", {}, read, " ", pause), form, status);
 }
 
+// Catalog forms: every catalog kind, its list, and one form to create or
+// replace an entity (PUT), with each validation error under its field.
+const catalogKinds = {
+  tags: { path: "/v1/tags", list: "tags", fields: [["name", "text"]] },
+  fields: { path: "/v1/fields", list: "fields", fields: [["name", "text"], ["type", ["string", "number", "boolean", "date"]]] },
+  variables: { path: "/v1/variables", list: "variables", fields: [["value", "text"], ["secret", "flag"]] },
+  "sales-plans": { path: "/v1/sales-plans", list: "sales_plans", fields: [["name", "text"], ["statuses", "list"], ["operators", "list"], ["distribution", ["none", "random", "evenly", "fewest"]]] },
+  operators: { path: "/v1/operators", list: "operators", fields: [["name", "text"], ["email", "text"]] },
+  "email-bots": { path: "/v1/email-bots", list: "email_bots", fields: [["name", "text"], ["from_address", "text"], ["from_name", "text"], ["reply_to", "text"]] },
+  "lead-sources": { path: "/v1/lead-sources", list: "lead_sources", fields: [["name", "text"], ["tunnel", "text"]] },
+  integrations: { path: "/v1/integrations", list: "integrations", fields: [["kind", ["amocrm"]], ["name", "text"], ["base_url", "text"], ["client_id", "text"],
+    ["client_secret", "secret"], ["redirect_uri", "text"], ["access_token", "secret"], ["refresh_token", "secret"], ["expires_at", "text"]] },
+  channels: { path: "/v1/channels", list: "channels", fields: [["kind", ["webhook", "telegram"]], ["url", "text"], ["secret", "secret"], ["bot_token", "secret"]] },
+};
+
+async function catalog(kind) {
+  const k = catalogKinds[kind] ? kind : "tags";
+  const spec = catalogKinds[k];
+  const items = await listAll(spec.path, spec.list);
+  const nav = el("p", { class: "tabs" }, ...Object.keys(catalogKinds).map((n) => el("a", { href: "#/catalog/" + n, class: n === k ? "current" : "" }, n)));
+  const idInput = el("input", { type: "text", id: "entity-id", placeholder: "id" });
+  const inputs = {};
+  const errs = {};
+  const form = el("form", { id: "entity-form", class: "card" }, el("label", {}, "id", idInput));
+  for (const [name, kindOf] of spec.fields) {
+    let input;
+    if (Array.isArray(kindOf)) input = el("select", {}, ...kindOf.map((o) => el("option", { value: o }, o)));
+    else if (kindOf === "flag") input = el("input", { type: "checkbox" });
+    else input = el("input", { type: kindOf === "secret" ? "password" : "text", autocomplete: "off",
+      placeholder: kindOf === "list" ? "comma separated" : kindOf === "secret" ? "write-only: leave empty to keep" : "" });
+    input.setAttribute("data-field", name);
+    inputs[name] = input;
+    errs[name] = el("span", { class: "error" });
+    form.append(el("label", {}, name, input, errs[name]));
+  }
+  const status = el("p", { class: "error", role: "alert", id: "entity-status" });
+  form.append(el("button", { type: "submit" }, "Save"), status);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    Object.values(errs).forEach((e) => { e.textContent = ""; });
+    const body = {};
+    for (const [name, kindOf] of spec.fields) {
+      const input = inputs[name];
+      if (kindOf === "flag") body[name] = input.checked;
+      else if (kindOf === "list") body[name] = input.value.split(",").map((x) => x.trim()).filter(Boolean);
+      else if (input.value !== "") body[name] = input.value;
+    }
+    try {
+      await api(spec.path + "/" + encodeURIComponent(idInput.value.trim()), "PUT", body);
+      route();
+    } catch (e) {
+      status.textContent = e.message;
+      for (const fe of (e.problem && e.problem.errors) || []) {
+        const name = fe.pointer.split("/")[1];
+        if (errs[name]) errs[name].textContent = " " + fe.detail;
+      }
+    }
+  });
+  const rows = items.map((it) => {
+    const edit = el("button", { type: "button" }, "Edit");
+    edit.addEventListener("click", () => {
+      idInput.value = it.id;
+      for (const [name, kindOf] of spec.fields) {
+        const v = it[name];
+        if (kindOf === "flag") inputs[name].checked = !!v;
+        else if (kindOf === "secret") inputs[name].value = "";
+        else inputs[name].value = Array.isArray(v) ? v.join(", ") : v === undefined || v === null ? "" : String(v);
+      }
+    });
+    const del = el("button", { type: "button" }, "Delete");
+    del.addEventListener("click", async () => { try { await api(spec.path + "/" + encodeURIComponent(it.id), "DELETE"); route(); } catch (e) { status.textContent = e.message; } });
+    const summary = spec.fields.filter(([, kd]) => kd !== "secret").map(([n]) => (it[n] === undefined ? "" : n + ": " + (Array.isArray(it[n]) ? it[n].join(", ") : it[n]))).filter(Boolean).join(" · ");
+    return el("tr", { "data-id": it.id }, el("td", {}, it.id), el("td", {}, summary), el("td", {}, edit, " ", del));
+  });
+  show(el("h1", {}, "Catalog: " + k), nav, el("table", {}, el("tbody", {}, ...rows)), form);
+}
+
+// salesBoard is a sales plan as a board: a column per status, a card per
+// deal with its operator; a card moves with its "move to" picker.
+async function salesBoard(planId) {
+  const plans = await listAll("/v1/sales-plans", "sales_plans");
+  const nav = el("p", { class: "tabs" }, ...plans.map((p) => el("a", { href: "#/sales/" + encodeURIComponent(p.id) }, p.name)));
+  const plan = plans.find((p) => p.id === planId) || plans[0];
+  if (!plan) { show(el("h1", {}, "Sales plans"), el("p", {}, "No sales plan yet: add one in the catalog.")); return; }
+  const deals = await listAll("/v1/sales-plans/" + encodeURIComponent(plan.id) + "/deals", "deals");
+  const columns = plan.statuses.map((status) => el("div", { class: "column", "data-status": status }, el("h2", {}, status),
+    ...deals.filter((d) => d.status === status).map((d) => {
+      const move = el("select", { "data-deal": d.subscriber_id }, ...plan.statuses.map((x) => el("option", { value: x }, x)));
+      move.value = d.status;
+      move.addEventListener("change", async () => {
+        try { await api("/v1/sales-plans/" + encodeURIComponent(plan.id) + "/deals/" + encodeURIComponent(d.subscriber_id), "PATCH", { status: move.value }); route(); }
+        catch (e) { alertBox.textContent = e.message; }
+      });
+      return el("div", { class: "deal" }, el("a", { href: "#/subscribers/" + encodeURIComponent(d.subscriber_id) }, d.subscriber_id),
+        el("small", {}, d.operator ? " · " + d.operator : ""), el("div", {}, "move to ", move));
+    })));
+  const alertBox = el("p", { class: "error", role: "alert" });
+  show(el("h1", {}, "Sales plan: " + plan.name), nav, alertBox, el("div", { class: "board" }, ...columns));
+}
+
+// deadLetters lists the steps that ran out of attempts, with their reason,
+// and re-drives the selected ones.
+async function deadLetters() {
+  const items = await listAll("/v1/dead-letters", "dead_letters");
+  const boxes = [];
+  const rows = items.map((d) => {
+    const box = el("input", { type: "checkbox", value: d.id });
+    boxes.push(box);
+    return el("tr", {}, el("td", {}, box), el("td", {}, d.queue), el("td", {}, d.step.tunnel + "/" + d.step.block + "#" + d.step.action),
+      el("td", {}, d.reason), el("td", {}, d.attempts), el("td", {}, d.first_failed_at));
+  });
+  const status = el("p", { role: "status", id: "redrive-status" });
+  const redrive = el("button", { type: "button", id: "redrive" }, "Re-drive selected");
+  redrive.addEventListener("click", async () => {
+    const ids = boxes.filter((b) => b.checked).map((b) => b.value);
+    if (!ids.length) { status.textContent = "Select a dead letter first"; return; }
+    try { const res = await api("/v1/dead-letters/redrive", "POST", { ids }); status.textContent = res.redriven + " re-driven"; }
+    catch (e) { status.textContent = e.message; }
+  });
+  show(el("h1", {}, "Dead letters"), items.length ? el("table", {}, el("tbody", {}, ...rows)) : el("p", {}, "No dead letter."), el("p", {}, redrive), status);
+}
+
 async function route() {
   const signedIn = !!sessionStorage.getItem(KEY);
   $("keyform").hidden = signedIn;
@@ -598,6 +720,9 @@ async function route() {
     else if ((m = hash.match(/^#\/subscribers\/([^/]+)(?:\/([a-z]+))?$/))) await subscriber(decodeURIComponent(m[1]), m[2]);
     else if ((m = hash.match(/^#\/chats\/mentions\/(.+)$/))) await chats(decodeURIComponent(m[1]));
     else if (hash === "#/chats") await chats();
+    else if ((m = hash.match(/^#\/catalog(?:\/([a-z-]+))?$/))) await catalog(m[1]);
+    else if ((m = hash.match(/^#\/sales(?:\/(.+))?$/))) await salesBoard(m[1] && decodeURIComponent(m[1]));
+    else if (hash === "#/dead-letters") await deadLetters();
     else await tunnels();
   } catch (e) {
     show(el("p", { class: "error", role: "alert" }, e.message));
