@@ -122,6 +122,7 @@ func (s *Server) routes() []route {
 		{"DELETE /v1/tunnels/{id}", s.deleteTunnel},
 		{"GET /v1/tunnels", s.listTunnels},
 		{"POST /v1/events", s.postEvent},
+		{"GET /v1/subscribers", s.listSubscribers},
 		{"GET /v1/subscribers/{id}", s.getSubscriber},
 		{"GET /v1/subscribers/{id}/journey", s.getJourney},
 		{"GET /v1/subscribers/{id}/chat", s.getChat},

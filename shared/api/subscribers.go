@@ -327,3 +327,41 @@ func (s *Server) listMentions(r *http.Request, ws string) response {
 	}
 	return ok(map[string]any{"mentions": out, "next_cursor": next})
 }
+
+// subscriberSummary is a subscriber as GET /v1/subscribers lists it.
+type subscriberSummary struct {
+	ID        string   `json:"id"`
+	FirstName string   `json:"first_name"`
+	LastName  string   `json:"last_name"`
+	Email     string   `json:"email"`
+	Phone     string   `json:"phone"`
+	Channels  []string `json:"channels"`
+	Tags      []string `json:"tags"`
+	CreatedAt Time     `json:"created_at"`
+}
+
+// listSubscribers searches the workspace's subscribers (newest first) by
+// name, email, phone, channel identity or id (q), and by tag.
+func (s *Server) listSubscribers(r *http.Request, ws string) response {
+	p, res, good := page(r)
+	if !good {
+		return res
+	}
+	q, tag := r.URL.Query().Get("q"), r.URL.Query().Get("tag")
+	if len(q) > 200 {
+		return invalid("q is too long", FieldError{Pointer: "", Detail: "query parameter q has at most 200 characters"})
+	}
+	if tag != "" && !validID(tag) {
+		return invalid("bad tag", FieldError{Pointer: "", Detail: fmt.Sprintf("query parameter tag: %q is not a tag id", tag)})
+	}
+	found, next, err := s.Store.SearchSubscribers(r.Context(), ws, q, tag, p)
+	if err != nil {
+		return listErr(err)
+	}
+	out := make([]subscriberSummary, 0, len(found))
+	for _, e := range found {
+		out = append(out, subscriberSummary{ID: e.ID, FirstName: e.FirstName, LastName: e.LastName, Email: e.Email,
+			Phone: e.Phone, Channels: e.Channels, Tags: e.Tags, CreatedAt: Time(e.CreatedAt)})
+	}
+	return ok(map[string]any{"subscribers": out, "next_cursor": next})
+}

@@ -126,8 +126,8 @@ func TestValidOpenAPI31(t *testing.T) {
 	if err != nil {
 		t.Fatalf("BuildV3Model: %v", err)
 	}
-	if n := model.Model.Paths.PathItems.Len(); n != 40 {
-		t.Errorf("model has %d paths, want 40", n)
+	if n := model.Model.Paths.PathItems.Len(); n != 41 {
+		t.Errorf("model has %d paths, want 41", n)
 	}
 	if n := model.Model.Components.Schemas.Len(); n < 60 {
 		t.Errorf("model has %d schemas, want the whole set", n)
@@ -396,8 +396,8 @@ func TestOperationsAreDocumented(t *testing.T) {
 			t.Errorf("%s: success %v, want %s", name, success, wantSuccess)
 		}
 	}
-	if len(seenIDs) != 66 {
-		t.Errorf("%d operations, want 66", len(seenIDs))
+	if len(seenIDs) != 67 {
+		t.Errorf("%d operations, want 67", len(seenIDs))
 	}
 }
 
@@ -473,7 +473,7 @@ func TestListsArePaged(t *testing.T) {
 		"/v1/sales-plans": "sales_plans", "/v1/operators": "operators", "/v1/email-bots": "email_bots",
 		"/v1/lead-sources": "lead_sources", "/v1/integrations": "integrations", "/v1/tunnels": "tunnels",
 		"/v1/subscribers/{id}/journey": "steps", "/v1/subscribers/{id}/chat": "messages",
-		"/v1/chats": "chats", "/v1/operators/{id}/mentions": "mentions", "/v1/channels": "channels",
+		"/v1/chats": "chats", "/v1/operators/{id}/mentions": "mentions", "/v1/channels": "channels", "/v1/subscribers": "subscribers",
 		"/v1/sales-plans/{id}/deals": "deals", "/v1/dead-letters": "dead_letters",
 	}
 	if fmt.Sprint(lists) != fmt.Sprint(want) {
@@ -515,7 +515,7 @@ func TestRoutes(t *testing.T) {
 		"POST /v1/channels/{id}/telegram",
 		"GET /v1/tunnels", "PUT /v1/tunnels/{id}", "GET /v1/tunnels/{id}", "DELETE /v1/tunnels/{id}",
 		"POST /v1/events",
-		"GET /v1/subscribers/{id}",
+		"GET /v1/subscribers", "GET /v1/subscribers/{id}",
 		"GET /v1/subscribers/{id}/journey",
 		"GET /v1/subscribers/{id}/chat", "PATCH /v1/subscribers/{id}/chat", "POST /v1/subscribers/{id}/chat",
 		"POST /v1/subscribers/{id}/pause", "DELETE /v1/subscribers/{id}/pause",

@@ -200,8 +200,11 @@ func lastKey(item map[string]types.AttributeValue, names []string) map[string]ty
 // query narrows the sort key by prefix, its sk has that prefix.
 func cursorFits(in *dynamodb.QueryInput, start map[string]types.AttributeValue) bool {
 	partition := "pk"
-	if aws.ToString(in.IndexName) == "Inbox" {
+	switch aws.ToString(in.IndexName) {
+	case "Inbox":
 		partition = "ipk"
+	case "Directory":
+		partition = "dpk"
 	}
 	want, _ := in.ExpressionAttributeValues[":pk"].(*types.AttributeValueMemberS)
 	got, _ := start[partition].(*types.AttributeValueMemberS)

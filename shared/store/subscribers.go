@@ -77,14 +77,25 @@ func (st *Store) UpsertSubscriber(ctx context.Context, ws string, id engine.Iden
 	// parent. Every name is aliased (fields, for one, is a reserved word).
 	sets := []string{"#id = :id", "#created_at = if_not_exists(#created_at, :now)", "#updated_at = :now",
 		"#primary_channel = if_not_exists(#primary_channel, :ch)", "#fields = if_not_exists(#fields, :empty)",
-		"#plans = if_not_exists(#plans, :empty)"}
+		"#plans = if_not_exists(#plans, :empty)",
+		// The subscribers directory (the Directory index), newest first.
+		"#dpk = if_not_exists(#dpk, :dpk)", "#dsk = if_not_exists(#dsk, :dsk)"}
 	names := map[string]string{"#channels": "channels"}
-	for _, n := range []string{"id", "created_at", "updated_at", "primary_channel", "fields", "plans"} {
+	for _, n := range []string{"id", "created_at", "updated_at", "primary_channel", "fields", "plans", "dpk", "dsk"} {
 		names["#"+n] = n
 	}
 	vals := map[string]types.AttributeValue{
 		":id": s(subID), ":now": s(ts(now)), ":ch": s(ch), ":chs": &types.AttributeValueMemberSS{Value: []string{ch}},
 		":empty": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}},
+		":dpk":   s(directoryPK(ws)), ":dsk": s(ts(now) + "#" + subID),
+	}
+	// Lower-case copies for a search that ignores case.
+	for name, v := range map[string]string{"fn_l": p.FirstName, "ln_l": p.LastName, "em_l": p.Email} {
+		if v != "" {
+			sets = append(sets, "#"+name+" = :"+name)
+			names["#"+name] = name
+			vals[":"+name] = s(strings.ToLower(v))
+		}
 	}
 	for name, v := range map[string]string{"first_name": p.FirstName, "last_name": p.LastName, "email": p.Email, "phone": p.Phone, "timezone": p.Timezone} {
 		if v != "" {
@@ -416,4 +427,68 @@ func (st *Store) FindSubscriber(ctx context.Context, ws string, id engine.Identi
 		return "", engine.ErrNotFound
 	}
 	return sub, nil
+}
+
+func directoryPK(ws string) string { return "WS#" + ws + "#SUBSCRIBERS" }
+
+// DirectoryEntry is a subscriber as the directory lists it.
+type DirectoryEntry struct {
+	ID, FirstName, LastName, Email, Phone string
+	Channels, Tags                        []string
+	CreatedAt                             time.Time
+}
+
+// SearchSubscribers lists the workspace's subscribers, newest first, whose
+// first or last name or email contains q (any case), whose phone contains q,
+// whose channel identity ("channel:external_id") or id is q; and who have tag.
+// Empty q and tag list everyone. It reads the Directory index, which holds
+// only what a search needs; a filter reads the directory up to a full page of
+// matches (or its end).
+func (st *Store) SearchSubscribers(ctx context.Context, ws, q, tag string, p Page) ([]DirectoryEntry, *string, error) {
+	in := &dynamodb.QueryInput{
+		IndexName:                 aws.String("Directory"),
+		KeyConditionExpression:    aws.String("dpk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(directoryPK(ws))},
+		ScanIndexForward:          aws.Bool(false),
+	}
+	var filters []string
+	if q = strings.TrimSpace(q); q != "" {
+		filters = append(filters, "(contains(#fn, :ql) OR contains(#ln, :ql) OR contains(#em, :ql) OR contains(#phone, :q) OR contains(#channels, :q) OR #id = :q)")
+		in.ExpressionAttributeNames = map[string]string{"#fn": "fn_l", "#ln": "ln_l", "#em": "em_l", "#phone": "phone", "#channels": "channels", "#id": "id"}
+		in.ExpressionAttributeValues[":q"] = s(q)
+		in.ExpressionAttributeValues[":ql"] = s(strings.ToLower(q))
+	}
+	if tag != "" {
+		filters = append(filters, "contains(#tags, :tag)")
+		if in.ExpressionAttributeNames == nil {
+			in.ExpressionAttributeNames = map[string]string{}
+		}
+		in.ExpressionAttributeNames["#tags"] = "tags"
+		in.ExpressionAttributeValues[":tag"] = s(tag)
+	}
+	if len(filters) > 0 {
+		in.FilterExpression = aws.String(strings.Join(filters, " AND "))
+	}
+	items, next, err := st.query(ctx, in, p, "pk", "sk", "dpk", "dsk")
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]DirectoryEntry, 0, len(items))
+	for _, it := range items {
+		e := DirectoryEntry{
+			ID: str(it, "id"), FirstName: str(it, "first_name"), LastName: str(it, "last_name"),
+			Email: str(it, "email"), Phone: str(it, "phone"), CreatedAt: parseTS(str(it, "created_at")),
+			Channels: []string{}, Tags: []string{},
+		}
+		if v, ok := it["channels"].(*types.AttributeValueMemberSS); ok {
+			e.Channels = append(e.Channels, v.Value...)
+			sort.Strings(e.Channels)
+		}
+		if v, ok := it["tags"].(*types.AttributeValueMemberSS); ok {
+			e.Tags = append(e.Tags, v.Value...)
+			sort.Strings(e.Tags)
+		}
+		out = append(out, e)
+	}
+	return out, next, nil
 }
