@@ -293,6 +293,9 @@ func TestConsoleOperatorInABrowser(t *testing.T) {
 		}
 		return true, ""
 	})
+	b.step("search", chromedp.Navigate(sys.APIURL+"/#/subscribers"), chromedp.WaitVisible(chromedp.ID("search-q")),
+		chromedp.SendKeys(chromedp.ID("search-q"), "ver"), chromedp.Click(chromedp.CSS(`#search button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#subscribers a[href="#/subscribers/`+sub+`"]`)))
 	b.step("the journey", chromedp.Navigate(sys.APIURL+"/#/subscribers/"+sub+"/journey"),
 		chromedp.WaitVisible(chromedp.CSS(`.timeline li.ok`)))
 	text, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(".timeline")))

@@ -708,6 +708,27 @@ async function deadLetters() {
   show(el("h1", {}, "Dead letters"), items.length ? el("table", {}, el("tbody", {}, ...rows)) : el("p", {}, "No dead letter."), el("p", {}, redrive), status);
 }
 
+// subscribers is the searchable list (name, email, phone, channel id; tag).
+async function subscribers(query) {
+  const params = new URLSearchParams(query || "");
+  const q = el("input", { type: "search", id: "search-q", placeholder: "name, email, phone, channel:id" });
+  q.value = params.get("q") || "";
+  const tags = await listAll("/v1/tags", "tags");
+  const tag = el("select", { id: "search-tag" }, el("option", { value: "" }, "any tag"), ...tags.map((x) => el("option", { value: x.id }, x.name)));
+  tag.value = params.get("tag") || "";
+  const form = el("form", { id: "search" }, q, " ", tag, " ", el("button", { type: "submit" }, "Search"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    location.hash = "#/subscribers?" + new URLSearchParams({ q: q.value.trim(), tag: tag.value }).toString();
+  });
+  const page = await api("/v1/subscribers?" + new URLSearchParams({ q: q.value.trim(), tag: tag.value, limit: "100" }).toString());
+  const rows = page.subscribers.map((s) => el("tr", {},
+    el("td", {}, el("a", { href: "#/subscribers/" + encodeURIComponent(s.id) }, (s.first_name + " " + s.last_name).trim() || s.id)),
+    el("td", {}, s.email || "—"), el("td", {}, s.phone || "—"), el("td", {}, s.channels.join(", ")), el("td", {}, s.tags.join(", "))));
+  show(el("h1", {}, "Subscribers"), form, el("table", { id: "subscribers" }, el("tbody", {}, ...rows)),
+    page.next_cursor ? el("p", {}, "Showing the first 100: narrow the search.") : "");
+}
+
 async function route() {
   const signedIn = !!sessionStorage.getItem(KEY);
   $("keyform").hidden = signedIn;
@@ -717,7 +738,8 @@ async function route() {
   try {
     let m;
     if ((m = hash.match(/^#\/tunnels\/(.+)$/))) await tunnel(decodeURIComponent(m[1]));
-    else if ((m = hash.match(/^#\/subscribers\/([^/]+)(?:\/([a-z]+))?$/))) await subscriber(decodeURIComponent(m[1]), m[2]);
+    else if ((m = hash.match(/^#\/subscribers(?:\?(.*))?$/))) await subscribers(m[1]);
+    else if ((m = hash.match(/^#\/subscribers\/([^/?]+)(?:\/([a-z]+))?$/))) await subscriber(decodeURIComponent(m[1]), m[2]);
     else if ((m = hash.match(/^#\/chats\/mentions\/(.+)$/))) await chats(decodeURIComponent(m[1]));
     else if (hash === "#/chats") await chats();
     else if ((m = hash.match(/^#\/catalog(?:\/([a-z-]+))?$/))) await catalog(m[1]);
