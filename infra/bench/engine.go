@@ -421,3 +421,7 @@ func (st *memStore) EndWait(ctx context.Context, ws, id, key, wait, by, how stri
 func (st *memStore) CountInvalid(ctx context.Context, ws, id, key, wait, by string) (int, bool, error) {
 	return 0, false, errNoWaits
 }
+
+func (st *memStore) EndRun(ctx context.Context, ws, id, tunnelID, channel string, gen int, superseded bool) (bool, error) {
+	return false, nil // the bench keeps no stats
+}

@@ -232,6 +232,14 @@ func (s *Server) finishEvent(r *http.Request, ws, id string, rec store.EventReco
 		if err := s.Queue.Send(r.Context(), s.now(), rec.Steps); err != nil {
 			return internalErr(err)
 		}
+		// A run's first step entered its block (a reply is counted when it runs).
+		for _, o := range rec.Steps {
+			if o.Step.Phase == "" {
+				if err := s.Store.AddStats(r.Context(), ws, o.Step.Tunnel, map[string]int64{"e#" + o.Step.Block: 1, "runs": 1}); err != nil {
+					s.log().Warn("count a run's start", "error", err)
+				}
+			}
+		}
 		if err := s.Store.MarkEventEnqueued(r.Context(), ws, id); err != nil {
 			return internalErr(err)
 		}

@@ -137,6 +137,7 @@ func (s *Server) routes() []route {
 	rs = append(rs, s.deadLetterRoutes()...)
 	rs = append(rs, s.conversationRoutes()...)
 	rs = append(rs, s.channelRoutes()...)
+	rs = append(rs, s.tunnelRoutes()...)
 	for _, c := range catalogKinds {
 		if c.singleton {
 			rs = append(rs,

@@ -109,3 +109,56 @@ func (s *Server) listTunnels(r *http.Request, ws string) response {
 	}
 	return ok(map[string]any{"tunnels": views, "next_cursor": next})
 }
+
+type blockStats struct {
+	Block    string        `json:"block"`
+	Done     int64         `json:"done"`
+	Skipped  int64         `json:"skipped"`
+	Failed   int64         `json:"failed"`
+	Waiting  int64         `json:"waiting"`
+	Branches []branchCount `json:"branches,omitempty"`
+}
+
+type branchCount struct {
+	Branch any    `json:"branch"` // the branch's index, or "else"
+	Name   string `json:"name,omitempty"`
+	Count  int64  `json:"count"`
+}
+
+// tunnelStats answers per-block counters kept with the steps (no journey is
+// read): steps done, skipped and failed, steps waiting at the block, the
+// branches condition and split blocks took, the subscribers recorded and the
+// runs active.
+func (s *Server) tunnelStats(r *http.Request, ws string) response {
+	id := r.PathValue("id")
+	t, err := s.Store.GetTunnel(r.Context(), ws, id)
+	if errors.Is(err, engine.ErrNotFound) || !validID(id) {
+		return notFound(fmt.Sprintf("tunnel %q", id))
+	}
+	if err != nil {
+		return internalErr(err)
+	}
+	c, err := s.Store.TunnelStats(r.Context(), ws, id)
+	if err != nil {
+		return internalErr(err)
+	}
+	blocks := make([]blockStats, 0, len(t.Def.Blocks))
+	for _, b := range t.Def.Blocks {
+		bs := blockStats{Block: b.ID, Done: c["d#"+b.ID], Skipped: c["s#"+b.ID], Failed: c["f#"+b.ID]}
+		bs.Waiting = max(0, c["e#"+b.ID]-bs.Done-bs.Skipped-bs.Failed)
+		if b.Type == tunnel.BlockCondition || b.Type == tunnel.BlockSplit {
+			for i, br := range b.Branches {
+				bs.Branches = append(bs.Branches, branchCount{Branch: i, Name: br.Name, Count: c[fmt.Sprintf("b#%s#%d", b.ID, i)]})
+			}
+			if b.Type == tunnel.BlockCondition {
+				bs.Branches = append(bs.Branches, branchCount{Branch: "else", Count: c["b#"+b.ID+"#else"]})
+			}
+		}
+		blocks = append(blocks, bs)
+	}
+	return ok(map[string]any{"blocks": blocks, "recorded": t.Subscribers, "active_runs": max(0, c["runs"]-c["ended"])})
+}
+
+func (s *Server) tunnelRoutes() []route {
+	return []route{{"GET /v1/tunnels/{id}/stats", s.tunnelStats}}
+}

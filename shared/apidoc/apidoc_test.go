@@ -126,8 +126,8 @@ func TestValidOpenAPI31(t *testing.T) {
 	if err != nil {
 		t.Fatalf("BuildV3Model: %v", err)
 	}
-	if n := model.Model.Paths.PathItems.Len(); n != 41 {
-		t.Errorf("model has %d paths, want 41", n)
+	if n := model.Model.Paths.PathItems.Len(); n != 42 {
+		t.Errorf("model has %d paths, want 42", n)
 	}
 	if n := model.Model.Components.Schemas.Len(); n < 60 {
 		t.Errorf("model has %d schemas, want the whole set", n)
@@ -396,8 +396,8 @@ func TestOperationsAreDocumented(t *testing.T) {
 			t.Errorf("%s: success %v, want %s", name, success, wantSuccess)
 		}
 	}
-	if len(seenIDs) != 67 {
-		t.Errorf("%d operations, want 67", len(seenIDs))
+	if len(seenIDs) != 68 {
+		t.Errorf("%d operations, want 68", len(seenIDs))
 	}
 }
 
@@ -513,7 +513,7 @@ func TestRoutes(t *testing.T) {
 		"PUT /v1/channel", "GET /v1/channel", "DELETE /v1/channel",
 		"GET /v1/channels", "PUT /v1/channels/{id}", "GET /v1/channels/{id}", "DELETE /v1/channels/{id}",
 		"POST /v1/channels/{id}/telegram",
-		"GET /v1/tunnels", "PUT /v1/tunnels/{id}", "GET /v1/tunnels/{id}", "DELETE /v1/tunnels/{id}",
+		"GET /v1/tunnels", "PUT /v1/tunnels/{id}", "GET /v1/tunnels/{id}", "DELETE /v1/tunnels/{id}", "GET /v1/tunnels/{id}/stats",
 		"POST /v1/events",
 		"GET /v1/subscribers", "GET /v1/subscribers/{id}",
 		"GET /v1/subscribers/{id}/journey",

@@ -80,6 +80,7 @@ func (d Deps) Queues() *queue.Queues { return &queue.Queues{API: d.SQS, URLs: d.
 // StepHandler builds the SQS batch handler of a step kind.
 func StepHandler(d Deps, kind engine.Kind) *stepbatch.Handler {
 	st := d.Store()
+	stats := &store.StatsBuffer{Store: st}
 	p := &engine.Processor{
 		Kind:        kind,
 		Store:       st,
@@ -89,6 +90,7 @@ func StepHandler(d Deps, kind engine.Kind) *stepbatch.Handler {
 		Messenger:   messenger(d, st),
 		Actions:     actionsFor(d, st, kind),
 		Fields:      st,
+		Stats:       stats,
 		MaxAttempts: d.Config.MaxReceives,
 		Log:         d.Log,
 
@@ -105,6 +107,7 @@ func StepHandler(d Deps, kind engine.Kind) *stepbatch.Handler {
 		DeadLetters: st,
 		MaxReceives: d.Config.MaxReceives,
 		Kind:        kind,
+		AfterBatch:  stats.Flush,
 	}
 }
 

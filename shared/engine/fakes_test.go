@@ -98,6 +98,7 @@ type fakeStore struct {
 	releaseCalls  int
 	joinCalls     int
 	startRunCalls int
+	ended         map[string]bool // runs marked ended, by sub/tunnel/channel/gen
 }
 
 func newStore() *fakeStore {
@@ -185,6 +186,28 @@ func (f *fakeStore) EndWait(ctx context.Context, ws, subID, key, id, by, how str
 	}
 	w.By, w.How = by, how
 	sub.Waits[key] = w
+	return true, nil
+}
+
+func (f *fakeStore) EndRun(ctx context.Context, ws, subID, tunnelID, channel string, gen int, superseded bool) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sub, ok := f.subs[subKey(ws, subID)]
+	if !ok {
+		return false, ErrNotFound
+	}
+	if f.ended == nil {
+		f.ended = map[string]bool{}
+	}
+	k := fmt.Sprintf("%s/%s/%s/%d", subKey(ws, subID), tunnelID, channel, gen)
+	if f.ended[k] {
+		return false, nil
+	}
+	r := sub.Runs[RunKey(tunnelID, channel)]
+	if !superseded && (r.Gen != gen || r.Pending > 0) {
+		return false, nil
+	}
+	f.ended[k] = true
 	return true, nil
 }
 

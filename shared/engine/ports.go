@@ -49,6 +49,10 @@ type Store interface {
 	// id and answers how many there are (a retry counts once); ok is false
 	// when the wait is no longer open.
 	CountInvalid(ctx context.Context, ws, sub, key, id, by string) (n int, ok bool, err error)
+	// EndRun marks generation gen of a run ended, once: when its pending
+	// count is 0 (idle), or because a later generation replaced it
+	// (superseded). It reports whether this call marked it.
+	EndRun(ctx context.Context, ws, sub, tunnel, channel string, gen int, superseded bool) (bool, error)
 }
 
 // FieldWriter stores a subscriber's reply in a custom field.

@@ -113,6 +113,8 @@ type Processor struct {
 	// Fields stores replies in custom fields (reply.field); nil leaves them
 	// unstored.
 	Fields FieldWriter
+	// Stats takes each finished step's counts (nil: none are kept).
+	Stats StatsSink
 	// MaxAttempts is the queue's maxReceiveCount.
 	MaxAttempts int
 	// MaxStepsWithoutWait bounds the steps a run may take without waiting
@@ -252,6 +254,7 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 		return nil
 	}
 	log.Info("step", "type", rec.Type, "status", rec.Status, "reason", rec.Reason, "children", len(children))
+	p.countStep(ctx, s, sub, rec, out, children, delta)
 	return p.emit(ctx, now, children)
 }
 

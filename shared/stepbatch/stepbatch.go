@@ -45,6 +45,10 @@ type Handler struct {
 	DeadLetters DeadLetterRecorder
 	MaxReceives int
 	Kind        engine.Kind
+	// AfterBatch, when set, runs once every record of a batch ran (the
+	// tunnels' counters are written then, once per batch); its error is
+	// only logged.
+	AfterBatch func(ctx context.Context) error
 }
 
 // DeadLetterRecorder records a step's last failed attempt.
@@ -103,6 +107,11 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}(rec)
 	}
 	wg.Wait()
+	if h.AfterBatch != nil {
+		if err := h.AfterBatch(ctx); err != nil {
+			log.Warn("after the batch", "error", err)
+		}
+	}
 	if unnamed > 0 {
 		// A failed record Lambda cannot be told about would be deleted as a
 		// success: fail the whole batch instead, so nothing is lost.

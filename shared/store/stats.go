@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/tunnels/tunnels/shared/engine"
+)
+
+// A tunnel's counters (see engine/stats.go) live in statsShards items, each
+// write going to one picked at random, so a broadcast into one tunnel spreads
+// its writes; a read adds the shards up.
+const statsShards = 8
+
+func statsKey(ws, tunnel string, shard int) map[string]types.AttributeValue {
+	return key("STATS#"+ws+"#"+tunnel+"#"+strconv.Itoa(shard), "STATS")
+}
+
+// AddStats adds counters to a tunnel's stats (one write).
+func (st *Store) AddStats(ctx context.Context, ws, tunnel string, counters map[string]int64) error {
+	var adds []string
+	names := map[string]string{}
+	vals := map[string]types.AttributeValue{}
+	i := 0
+	for k, v := range counters {
+		if v == 0 {
+			continue
+		}
+		names[fmt.Sprintf("#c%d", i)] = k
+		vals[fmt.Sprintf(":c%d", i)] = n(v)
+		adds = append(adds, fmt.Sprintf("#c%d :c%d", i, i))
+		i++
+	}
+	if len(adds) == 0 {
+		return nil
+	}
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: statsKey(ws, tunnel, rand.IntN(statsShards)),
+		UpdateExpression:          aws.String("ADD " + strings.Join(adds, ", ")),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: vals,
+	})
+	return err
+}
+
+// TunnelStats answers a tunnel's counters, summed over the shards.
+func (st *Store) TunnelStats(ctx context.Context, ws, tunnel string) (map[string]int64, error) {
+	keys := make([]map[string]types.AttributeValue, statsShards)
+	for i := range keys {
+		keys[i] = statsKey(ws, tunnel, i)
+	}
+	sum := map[string]int64{}
+	req := map[string]types.KeysAndAttributes{st.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
+	for len(req) > 0 {
+		out, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range out.Responses[st.table] {
+			for name, v := range it {
+				if nv, ok := v.(*types.AttributeValueMemberN); ok && name != "pk" && name != "sk" {
+					x, _ := strconv.ParseInt(nv.Value, 10, 64)
+					sum[name] += x
+				}
+			}
+		}
+		req = out.UnprocessedKeys
+	}
+	return sum, nil
+}
+
+// EndRun implements engine.Store: the ended generations of a run are a number
+// set beside it, so each is counted once, idle or superseded.
+func (st *Store) EndRun(ctx context.Context, ws, sub, tunnel, channel string, gen int, superseded bool) (bool, error) {
+	cond := "NOT contains(#ended, :g)"
+	names := map[string]string{"#ended": "ended#" + engine.RunKey(tunnel, channel)}
+	vals := map[string]types.AttributeValue{":g": n(int64(gen)), ":gs": &types.AttributeValueMemberNS{Value: []string{strconv.Itoa(gen)}}}
+	if !superseded {
+		cond += " AND #r.gen = :g AND #r.pending <= :zero"
+		names["#r"] = runPrefix + engine.RunKey(tunnel, channel)
+		vals[":zero"] = n(0)
+	}
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
+		UpdateExpression:          aws.String("ADD #ended :gs"),
+		ConditionExpression:       aws.String("attribute_exists(pk) AND " + cond),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: vals,
+	})
+	if isConditionFailed(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// StatsBuffer gathers the counts of a batch of steps and writes them once per
+// tunnel when the batch is done (Flush): a batch of ten steps costs one write.
+type StatsBuffer struct {
+	Store *Store
+	mu    sync.Mutex
+	m     map[[2]string]map[string]int64
+}
+
+// Count implements engine.StatsSink.
+func (b *StatsBuffer) Count(ws, tunnel string, counters map[string]int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[[2]string]map[string]int64{}
+	}
+	k := [2]string{ws, tunnel}
+	if b.m[k] == nil {
+		b.m[k] = map[string]int64{}
+	}
+	for name, v := range counters {
+		b.m[k][name] += v
+	}
+}
+
+// Flush writes what was counted; counts that fail to write are dropped (the
+// stats are a view: a step never waits for them).
+func (b *StatsBuffer) Flush(ctx context.Context) error {
+	b.mu.Lock()
+	pending := b.m
+	b.m = nil
+	b.mu.Unlock()
+	var first error
+	for k, c := range pending {
+		if err := b.Store.AddStats(ctx, k[0], k[1], c); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
