@@ -57,11 +57,13 @@ function show(...nodes) {
 
 async function tunnels() {
   const list = await listAll("/v1/tunnels", "tunnels");
-  const rows = list.map((t) => el("tr", {},
+  const stats = await Promise.all(list.map((t) => api("/v1/tunnels/" + encodeURIComponent(t.id) + "/stats").catch(() => null)));
+  const rows = list.map((t, i) => el("tr", { "data-tunnel": t.id },
     el("td", {}, el("a", { href: "#/tunnels/" + encodeURIComponent(t.id) }, t.name)),
-    el("td", {}, t.id), el("td", {}, t.entry || "—"), el("td", {}, t.subscribers), el("td", {}, t.updated_at)));
+    el("td", {}, t.id), el("td", {}, t.entry || "—"), el("td", {}, t.subscribers),
+    el("td", { class: "active-runs" }, stats[i] ? stats[i].active_runs : "—"), el("td", {}, t.updated_at)));
   show(el("h1", {}, "Tunnels"),
-    el("table", {}, el("thead", {}, el("tr", {}, ...["Name", "Id", "Entry", "Subscribers recorded", "Updated"].map((h) => el("th", {}, h)))), el("tbody", {}, ...rows)));
+    el("table", {}, el("thead", {}, el("tr", {}, ...["Name", "Id", "Entry", "Subscribers recorded", "Runs active", "Updated"].map((h) => el("th", {}, h)))), el("tbody", {}, ...rows)));
 }
 
 // successors lists where a block goes, each edge with its label.
@@ -286,6 +288,25 @@ async function tunnel(id) {
   const save = el("button", { type: "button", id: "save" }, "Save");
 
   const blockIndex = (bid) => t.blocks.findIndex((b) => b.id === bid);
+  // Per-block counters, refreshed while the canvas is shown.
+  let counts = {};
+  const countsText = (bid) => {
+    const c = counts[bid];
+    if (!c) return "";
+    let txt = `${c.done} done · ${c.waiting} waiting` + (c.skipped ? ` · ${c.skipped} skipped` : "") + (c.failed ? ` · ${c.failed} failed` : "");
+    if (c.branches) txt += " · " + c.branches.map((br) => (br.name || br.branch) + ": " + br.count).join(", ");
+    return txt;
+  };
+  const refresh = async () => {
+    try {
+      const st = await api("/v1/tunnels/" + encodeURIComponent(id) + "/stats");
+      counts = Object.fromEntries(st.blocks.map((x) => [x.block, x]));
+      document.querySelectorAll("[data-counts]").forEach((n) => { n.textContent = countsText(n.getAttribute("data-counts")); });
+      const runs = document.getElementById("runs-active");
+      if (runs) runs.textContent = `${st.recorded} recorded · ${st.active_runs} runs active`;
+    } catch { /* the canvas works without its counters */ }
+  };
+  const timer = setInterval(() => { if (!document.querySelector("[data-counts]")) clearInterval(timer); else refresh(); }, 5000);
   const errorsOf = (bid) => {
     const i = blockIndex(bid);
     return st.errors.filter((e) => e.pointer === "/blocks/" + i || e.pointer.startsWith("/blocks/" + i + "/"));
@@ -316,7 +337,8 @@ async function tunnel(id) {
         el("rect", { width: W, height: H, rx: 6, fill: colors[b.type] || "#999" }),
         el("text", { x: 10, y: 19, fill: "#fff" }, b.type + (b.id === t.entry ? " · entry" : "")),
         el("text", { x: 10, y: 36, fill: "#fff" }, b.id),
-        el("circle", { class: "handle", cx: W, cy: H / 2, r: 7, "data-handle": b.id }));
+        el("circle", { class: "handle", cx: W, cy: H / 2, r: 7, "data-handle": b.id }),
+        el("text", { class: "counts", x: 0, y: H + 14, "data-counts": b.id }, countsText(b.id)));
       svg.append(g);
     }
     drag(svg);
@@ -480,8 +502,9 @@ async function tunnel(id) {
   const legend = el("p", { class: "legend" }, ...Object.keys(colors).map((k) => el("span", {}, el("i", {}), k)));
   // CSSOM, not a style attribute: the CSP allows no inline style.
   legend.querySelectorAll("i").forEach((i, n) => { i.style.background = Object.values(colors)[n]; });
-  show(el("h1", {}, t.name), legend, toolbar, el("div", { class: "tunnel" }, canvas, panel));
+  show(el("h1", {}, t.name), legend, el("p", { id: "runs-active" }), toolbar, el("div", { class: "tunnel" }, canvas, panel));
   draw();
+  refresh();
 }
 
 // chats is the inbox: the unread tab, and each operator's mentions.
@@ -729,7 +752,15 @@ async function subscribers(query) {
     page.next_cursor ? el("p", {}, "Showing the first 100: narrow the search.") : "");
 }
 
-async function route() {
+// route draws the view of the address. Views load asynchronously, so routes
+// run one after another: the view of the last address is the one that stays.
+let routing = Promise.resolve();
+function route() {
+  routing = routing.then(drawRoute, drawRoute);
+  return routing;
+}
+
+async function drawRoute() {
   const signedIn = !!sessionStorage.getItem(KEY);
   $("keyform").hidden = signedIn;
   $("nav").hidden = !signedIn;
