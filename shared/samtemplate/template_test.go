@@ -389,7 +389,7 @@ func TestTable(t *testing.T) {
 	for _, a := range tbl.AttributeDefinitions {
 		attrs[a.AttributeName] = a.AttributeType
 	}
-	if want := map[string]string{"pk": "S", "sk": "S", "jsk": "S", "ipk": "S", "isk": "S"}; !reflect.DeepEqual(attrs, want) {
+	if want := map[string]string{"pk": "S", "sk": "S", "jsk": "S", "ipk": "S", "isk": "S", "dpk": "S", "dsk": "S"}; !reflect.DeepEqual(attrs, want) {
 		t.Errorf("AttributeDefinitions = %v, want %v", attrs, want)
 	}
 	keys := func(ks []struct{ n, t string }) string {
@@ -417,8 +417,19 @@ func TestTable(t *testing.T) {
 	if lsi.IndexName != "Journey" || keys(ks) != "pk HASH, jsk RANGE" || lsi.Projection == nil || lsi.Projection.ProjectionType == nil || *lsi.Projection.ProjectionType != "ALL" {
 		t.Errorf("LSI = %s on %s, want Journey on pk HASH, jsk RANGE, projection ALL", lsi.IndexName, keys(ks))
 	}
-	if len(tbl.GlobalSecondaryIndexes) != 1 {
-		t.Fatalf("GlobalSecondaryIndexes = %+v, want Inbox", tbl.GlobalSecondaryIndexes)
+	if len(tbl.GlobalSecondaryIndexes) != 2 {
+		t.Fatalf("GlobalSecondaryIndexes = %+v, want Inbox and Directory", tbl.GlobalSecondaryIndexes)
+	}
+	// The subscribers directory projects only what a search reads, so the
+	// profile's run updates (every step) write nothing to it.
+	dir := tbl.GlobalSecondaryIndexes[1]
+	ks = nil
+	for _, k := range dir.KeySchema {
+		ks = append(ks, struct{ n, t string }{k.AttributeName, k.KeyType})
+	}
+	if dir.IndexName != "Directory" || keys(ks) != "dpk HASH, dsk RANGE" || dir.Projection == nil || dir.Projection.ProjectionType == nil ||
+		*dir.Projection.ProjectionType != "INCLUDE" || slices.Contains(dir.Projection.NonKeyAttributes, "runs") || !slices.Contains(dir.Projection.NonKeyAttributes, "tags") {
+		t.Errorf("GSI = %s on %s (%+v), want Directory on dpk HASH, dsk RANGE, projection INCLUDE of the searched attributes", dir.IndexName, keys(ks), dir.Projection)
 	}
 	gsi := tbl.GlobalSecondaryIndexes[0]
 	ks = nil
