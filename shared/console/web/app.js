@@ -51,8 +51,14 @@ async function listAll(path, name) {
   }
 }
 
+// show replaces the view; data-render counts the views drawn (and says which
+// address drew it), so a test can tell a new view from the one before.
+let renders = 0;
 function show(...nodes) {
-  $("view").replaceChildren(...nodes);
+  const view = $("view");
+  view.replaceChildren(...nodes);
+  view.dataset.render = String(++renders);
+  view.dataset.route = location.hash;
 }
 
 async function tunnels() {
@@ -105,7 +111,8 @@ function layout(t) {
 // The catalog a tunnel's forms pick from.
 async function loadCatalog() {
   const kinds = { tags: "/v1/tags", fields: "/v1/fields", sales_plans: "/v1/sales-plans", operators: "/v1/operators",
-    email_bots: "/v1/email-bots", lead_sources: "/v1/lead-sources", integrations: "/v1/integrations", tunnels: "/v1/tunnels" };
+    email_bots: "/v1/email-bots", lead_sources: "/v1/lead-sources", integrations: "/v1/integrations", tunnels: "/v1/tunnels",
+    variables: "/v1/variables" };
   const cat = {};
   await Promise.all(Object.entries(kinds).map(async ([name, path]) => { cat[name] = await listAll(path, name); }));
   return cat;
@@ -132,7 +139,7 @@ const actionSpecs = {
 
 // actionEditor is the form of an action block: its ordered actions, each
 // with the fields of its type; changes go straight into the block.
-function actionEditor(b, t, cat, touch, redraw) {
+function actionEditor(b, t, cat, touch, redraw, errs = []) {
   const wrap = el("div", { class: "actions" });
   const pick = (list, value, optional, label = (x) => x.name || x.id) => {
     const sel = el("select", {}, ...(optional ? [el("option", { value: "" }, "—")] : []),
@@ -217,9 +224,14 @@ function actionEditor(b, t, cat, touch, redraw) {
         input.addEventListener("change", () => set(input.value));
       }
       input.setAttribute("data-param", param);
-      box.append(el("label", {}, param + (optional ? " (optional)" : ""), input));
+      // A validation error of this field, where its pointer names it.
+      const here = "/actions/" + i + "/" + param;
+      const fieldErrs = errs.filter((x) => x.pointer.endsWith(here) || x.pointer.includes(here + "/"));
+      if (fieldErrs.length) input.classList.add("bad");
+      box.append(el("label", {}, param + (optional ? " (optional)" : ""), input,
+        ...fieldErrs.map((x) => el("span", { class: "error field-error" }, " " + x.detail))));
     }
-    if (a.type === "external_request") box.append(requestTools(a));
+    if (a.type === "external_request") box.append(insertTool(box, cat), requestTools(a));
     wrap.append(box);
   });
   const newType = el("select", { id: "new-action" }, ...Object.keys(actionSpecs).map((k) => el("option", { value: k }, k)));
@@ -251,18 +263,51 @@ function rowsEditor(a, param, keys, touch, redraw) {
   return box;
 }
 
+// insertTool offers the placeholders (subscriber data, custom fields,
+// variables) with a fallback, and inserts the chosen one where the cursor was
+// in the request's url, headers, query or body.
+function insertTool(box, cat) {
+  let target = null;
+  box.addEventListener("focusin", (ev) => { if (ev.target.matches("input[type=text], textarea")) target = ev.target; });
+  const names = ["subscriber.first_name", "subscriber.last_name", "subscriber.email", "subscriber.phone", "subscriber.id",
+    ...cat.fields.map((f) => "field." + f.id), ...cat.variables.map((v) => "var." + v.id + (v.secret ? " (secret)" : ""))];
+  const which = el("select", { class: "insert-name" }, ...names.map((n) => el("option", { value: n.split(" ")[0] }, n)));
+  const fallback = el("input", { type: "text", class: "insert-fallback", placeholder: "fallback (optional)" });
+  const insert = el("button", { type: "button", class: "insert" }, "Insert");
+  insert.addEventListener("click", () => {
+    if (!target) return;
+    const text = "{{" + which.value + (fallback.value ? "|" + fallback.value : "") + "}}";
+    const at = target.selectionStart ?? target.value.length;
+    target.value = target.value.slice(0, at) + text + target.value.slice(target.selectionEnd ?? at);
+    target.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+  return el("p", { class: "insert-tool" }, which, " ", fallback, " ", insert);
+}
+
 // requestTools previews or checks an external request for a subscriber (the
-// "account" whose data fills the placeholders), as the API renders it.
+// "account" whose data fills the placeholders), as the API renders it, with
+// the request, the response and what the response mapping would write apart.
 function requestTools(a) {
-  const who = el("input", { type: "text", placeholder: "subscriber id", class: "request-subscriber" });
+  const who = el("input", { type: "text", placeholder: "subscriber (account) id", class: "request-subscriber", list: "accounts" });
+  const accounts = el("datalist", { id: "accounts" });
+  api("/v1/subscribers?limit=50").then((res) => res.subscribers.forEach((x) =>
+    accounts.append(el("option", { value: x.id }, (x.first_name + " " + x.last_name).trim())))).catch(() => {});
   const out = el("pre", { class: "request-result" });
+  let last = null;
+  const tabs = el("p", { class: "tabs request-tabs" }, ...["request", "response", "mapping"].map((name) => {
+    const bt = el("button", { type: "button", "data-tab": name }, name);
+    bt.addEventListener("click", () => { if (last) out.textContent = JSON.stringify(name === "request" && !last.request ? last : last[name], null, 2); });
+    return bt;
+  }));
   const run = async (what) => {
     const req = { ...a };
     delete req.on_error;
     try {
       const res = await api("/v1/external-requests/" + what, "POST", { subscriber_id: who.value.trim(), request: req });
+      last = res;
       out.textContent = JSON.stringify(res, null, 2);
     } catch (e) {
+      last = null;
       out.textContent = e.message + (e.problem && e.problem.errors ? "\n" + e.problem.errors.map((x) => x.pointer + " " + x.detail).join("\n") : "");
     }
   };
@@ -270,7 +315,7 @@ function requestTools(a) {
   preview.addEventListener("click", () => run("preview"));
   const check = el("button", { type: "button", class: "check" }, "Check request");
   check.addEventListener("click", () => run("check"));
-  return el("div", { class: "request-tools" }, who, " ", preview, " ", check, out);
+  return el("div", { class: "request-tools" }, who, accounts, " ", preview, " ", check, tabs, out);
 }
 
 // tunnel is the canvas of one tunnel: drag blocks (their ui position is saved
@@ -475,7 +520,7 @@ async function tunnel(id) {
     del.addEventListener("click", () => remove(b.id));
     const entry = el("button", { type: "button", id: "make-entry" }, "Make it the entry");
     entry.addEventListener("click", () => { t.entry = b.id; touch(); draw(); });
-    const form = b.type === "action" && Array.isArray(b.actions) ? actionEditor(b, t, cat, touch, drawPanel) : "";
+    const form = b.type === "action" && Array.isArray(b.actions) ? actionEditor(b, t, cat, touch, drawPanel, errorsOf(b.id)) : "";
     if (form) edit.hidden = true;
     const raw = el("button", { type: "button", id: "toggle-json" }, form ? "Edit as JSON" : "");
     raw.hidden = !form;
@@ -510,10 +555,14 @@ async function tunnel(id) {
 // chats is the inbox: the unread tab, and each operator's mentions.
 async function chats(tab) {
   const operators = await listAll("/v1/operators", "operators");
-  const tabs = el("p", { class: "tabs" }, el("a", { href: "#/chats" }, "Unread"),
+  const tabs = el("p", { class: "tabs" }, el("a", { href: "#/chats/all" }, "All"), el("a", { href: "#/chats" }, "Unread"),
     ...operators.map((o) => el("a", { href: "#/chats/mentions/" + encodeURIComponent(o.id) }, "@" + o.name)));
   let list;
-  if (tab) {
+  if (tab === "all") {
+    const page = await api("/v1/subscribers?limit=100");
+    list = el("ul", { class: "list", id: "all-chats" }, ...page.subscribers.map((x) => el("li", {},
+      el("a", { href: "#/subscribers/" + encodeURIComponent(x.id) + "/chat" }, (x.first_name + " " + x.last_name).trim() || x.id), " — ", x.channels.join(", "))));
+  } else if (tab) {
     const mentions = await listAll("/v1/operators/" + encodeURIComponent(tab) + "/mentions", "mentions");
     list = el("ul", { class: "list" }, ...mentions.map((m) => el("li", {},
       el("a", { href: "#/subscribers/" + encodeURIComponent(m.subscriber_id) + "/chat" }, m.subscriber_id), " — ", m.comment, " ", el("small", {}, m.created_at))));
@@ -524,7 +573,7 @@ async function chats(tab) {
       " — ", c.last_message ? c.last_message.text : "")));
     if (!unread.length) list = el("p", {}, "No unread chat.");
   }
-  show(el("h1", {}, tab ? "Mentions of " + tab : "Unread chats"), tabs, list);
+  show(el("h1", {}, tab === "all" ? "All chats" : tab ? "Mentions of " + tab : "Unread chats"), tabs, list);
 }
 
 const statusClass = { done: "ok", skipped: "skip", failed: "bad" };
@@ -773,6 +822,7 @@ async function drawRoute() {
     else if ((m = hash.match(/^#\/subscribers\/([^/?]+)(?:\/([a-z]+))?$/))) await subscriber(decodeURIComponent(m[1]), m[2]);
     else if ((m = hash.match(/^#\/chats\/mentions\/(.+)$/))) await chats(decodeURIComponent(m[1]));
     else if (hash === "#/chats") await chats();
+    else if (hash === "#/chats/all") await chats("all");
     else if ((m = hash.match(/^#\/catalog(?:\/([a-z-]+))?$/))) await catalog(m[1]);
     else if ((m = hash.match(/^#\/sales(?:\/(.+))?$/))) await salesBoard(m[1] && decodeURIComponent(m[1]));
     else if (hash === "#/dead-letters") await deadLetters();
