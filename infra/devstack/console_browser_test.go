@@ -122,10 +122,6 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	// The action block's form: pickers from the catalog, add actions, preview a request.
 	sub := a.subscribe("console-1", "default", "8801", "Carl")
-	setv := func(sel, v string) chromedp.Action[chromedp.Void] {
-		return asVoid(chromedp.Evaluate[bool](`(() => { const e = document.querySelector(` + strconv.Quote(sel) + `); e.value = ` + strconv.Quote(v) +
-			`; e.dispatchEvent(new Event("change", { bubbles: true })); return true; })()`))
-	}
 	step("open the action block", chromedp.Click(chromedp.CSS(`g.node[data-block="act"] rect`)),
 		chromedp.WaitVisible(chromedp.CSS(`fieldset.action[data-action="0"] select[data-param="tags"]`)))
 	tags, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelector('select[data-param="tags"]').selectedOptions].map((o) => o.value)`))
@@ -372,10 +368,6 @@ func TestConsoleCatalogAndSalesInABrowser(t *testing.T) {
 
 	b := newBrowser(t, bin)
 	b.signIn(a.key)
-	setv := func(sel, v string) chromedp.Action[chromedp.Void] {
-		return asVoid(chromedp.Evaluate[bool](`(() => { const e = document.querySelector(` + strconv.Quote(sel) + `); e.value = ` + strconv.Quote(v) +
-			`; e.dispatchEvent(new Event("change", { bubbles: true })); return true; })()`))
-	}
 	// A tag without a name is refused, the error under the field; then saved.
 	b.step("the tags form", route("#/catalog/tags"), chromedp.WaitVisible(chromedp.ID("entity-form")),
 		setv("#entity-id", "hot"), press(chromedp.CSS(`#entity-form button[type=submit]`)))
@@ -429,4 +421,11 @@ func press[S ~string](sel S) chromedp.Action[chromedp.Void] {
 		q = "#" + q
 	}
 	return asVoid(chromedp.Evaluate[bool](`(() => { const e = document.querySelector(` + strconv.Quote(q) + `); if (!e) throw new Error(` + strconv.Quote("no element "+q) + `); e.click(); return true; })()`))
+}
+
+// setv sets a form control's value and fires its change event, as typing and
+// leaving the field (or picking an option) does.
+func setv(sel, v string) chromedp.Action[chromedp.Void] {
+	return asVoid(chromedp.Evaluate[bool](`(() => { const e = document.querySelector(` + strconv.Quote(sel) + `); e.value = ` + strconv.Quote(v) +
+		`; e.dispatchEvent(new Event("change", { bubbles: true })); return true; })()`))
 }
