@@ -173,8 +173,11 @@ func (s *Server) connectTelegram(r *http.Request, ws, id string, sec *channelSec
 
 func (s *Server) getChannel(r *http.Request, ws string) response {
 	id := r.PathValue("id")
+	if !validID(id) {
+		return notFound(fmt.Sprintf("channel %q", id))
+	}
 	e, err := s.Store.GetEntity(r.Context(), ws, store.KindChannel, id)
-	if errors.Is(err, engine.ErrNotFound) || !validID(id) {
+	if errors.Is(err, engine.ErrNotFound) {
 		return notFound(fmt.Sprintf("channel %q", id))
 	}
 	if err != nil {
@@ -186,8 +189,11 @@ func (s *Server) getChannel(r *http.Request, ws string) response {
 func (s *Server) deleteChannel(r *http.Request, ws string) response {
 	id := r.PathValue("id")
 	ctx := r.Context()
+	if !validID(id) {
+		return notFound(fmt.Sprintf("channel %q", id))
+	}
 	e, err := s.Store.GetEntity(ctx, ws, store.KindChannel, id)
-	if errors.Is(err, engine.ErrNotFound) || !validID(id) {
+	if errors.Is(err, engine.ErrNotFound) {
 		return notFound(fmt.Sprintf("channel %q", id))
 	}
 	if err != nil {

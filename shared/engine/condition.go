@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,10 +65,10 @@ func Evaluate(r *tunnel.Rule, sub *Subscriber) (bool, string) {
 		ok, w := Evaluate(r.Not, sub)
 		return !ok, "not(" + w + ")"
 	case r.HasTag != "":
-		ok := hasString(sub.Tags, r.HasTag)
+		ok := slices.Contains(sub.Tags, r.HasTag)
 		return ok, fmt.Sprintf("has_tag %q: %s", r.HasTag, yes(ok))
 	case r.LacksTag != "":
-		ok := !hasString(sub.Tags, r.LacksTag)
+		ok := !slices.Contains(sub.Tags, r.LacksTag)
 		return ok, fmt.Sprintf("lacks_tag %q: %s", r.LacksTag, yes(ok))
 	case r.Channel != "":
 		ok := false
@@ -238,15 +239,6 @@ func yes(ok bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-func hasString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // SplitBranch picks the branch of a split block for a subscriber: weighted and
