@@ -260,6 +260,21 @@ func (st *memStore) ClaimStep(ctx context.Context, s engine.Step, now, leaseUnti
 	return engine.Claim{State: engine.Claimed, Token: it.token, Attempts: it.attempts, StartedAt: now, FirstAt: it.firstAt}, nil
 }
 
+func (st *memStore) PeekStep(ctx context.Context, s engine.Step, now time.Time) (engine.Claim, error) {
+	sh := st.shard(s.WS, s.Sub)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	it, ok := sh.steps[s.ID]
+	switch {
+	case !ok || (it.inProgress && it.leaseUntil.Before(now)):
+		return engine.Claim{State: engine.Claimed}, nil
+	case it.inProgress:
+		return engine.Claim{State: engine.Busy}, nil
+	}
+	rec := it.rec
+	return engine.Claim{State: engine.Completed, Record: &rec}, nil
+}
+
 func (st *memStore) StepsRecorded(ctx context.Context, ws, sub string, ids []string) (map[string]bool, error) {
 	sh := st.shard(ws, sub)
 	sh.mu.Lock()
@@ -289,6 +304,13 @@ func (st *memStore) CompleteStep(ctx context.Context, rec engine.StepRecord, tok
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	it, ok := sh.steps[s.ID]
+	if token == "" { // a step that ran without a claim: recorded once
+		if ok && (!it.inProgress || !it.leaseUntil.Before(rec.StartedAt)) {
+			return false, nil
+		}
+		it, ok = &memStep{inProgress: true}, true
+		sh.steps[s.ID] = it
+	}
 	if !ok || !it.inProgress || it.token != token {
 		return false, nil
 	}

@@ -94,6 +94,7 @@ type fakeStore struct {
 	loseComplete  bool   // CompleteStep reports another owner
 	beforePut     func() // runs before PutTimer stores its timer
 	pendingTrace  map[string][]int
+	peekCalls     int
 	claimCalls    int
 	releaseCalls  int
 	joinCalls     int
@@ -266,6 +267,22 @@ func (f *fakeStore) ClaimStep(ctx context.Context, s Step, now, leaseUntil time.
 	return Claim{State: Claimed, Token: it.token, Attempts: it.attempts, StartedAt: now, FirstAt: it.firstAt}, nil
 }
 
+func (f *fakeStore) PeekStep(ctx context.Context, s Step, now time.Time) (Claim, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.peekCalls++
+	it, ok := f.steps[stepKey(s)]
+	switch {
+	case !ok || (it.inProgress && it.leaseUntil.Before(now)):
+		return Claim{State: Claimed}, nil
+	case it.inProgress:
+		return Claim{State: Busy}, nil
+	}
+	rec := it.rec
+	rec.Children = slices.Clone(it.rec.Children)
+	return Claim{State: Completed, Record: &rec}, nil
+}
+
 func (f *fakeStore) StepsRecorded(ctx context.Context, ws, sub string, ids []string) (map[string]bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -300,6 +317,15 @@ func (f *fakeStore) CompleteStep(ctx context.Context, rec StepRecord, token stri
 		return false, errors.New("throttled")
 	}
 	it, ok := f.steps[stepKey(rec.Step)]
+	if token == "" && !f.loseComplete {
+		// A step without a claim: its record is created once.
+		if ok && (!it.inProgress || !it.leaseUntil.Before(rec.StartedAt)) {
+			return false, nil
+		}
+		it = &stepItem{firstAt: rec.StartedAt, inProgress: true, attempts: rec.Attempts, startedAt: rec.StartedAt}
+		f.steps[stepKey(rec.Step)] = it
+		ok = true
+	}
 	if !ok || !it.inProgress || it.token != token || f.loseComplete {
 		return false, nil
 	}
@@ -626,6 +652,7 @@ type harness struct {
 	mu          sync.Mutex
 	tagCalls    []string // step ids add_tags ran for (every call, failed ones too)
 	failTags    int      // add_tags calls that fail transiently
+	duringTags  func()   // runs once inside the next add_tags call, before its effect
 	tagAttempts []int    // ActionContext.Attempt of each add_tags call
 	final       []bool   // ActionContext.FinalAttempt of each add_tags call
 	emails      []string // step ids EmailMessage ran for
@@ -643,6 +670,10 @@ func newHarness(t *testing.T, defs map[string]*tunnel.Tunnel) *harness {
 		Runs:     map[string]Run{}, Stops: map[string][]StopMarker{},
 	})
 	addTags := func(ctx context.Context, ac *ActionContext) (Outcome, error) {
+		if d := h.duringTags; d != nil {
+			h.duringTags = nil
+			d() // another delivery runs while this one is inside the effect
+		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.tagCalls = append(h.tagCalls, ac.Step.ID)
@@ -663,7 +694,7 @@ func newHarness(t *testing.T, defs map[string]*tunnel.Tunnel) *harness {
 	for _, k := range Kinds {
 		h.procs[k] = &Processor{
 			Kind: k, Store: h.store, Queue: h.queue, Tunnels: h.tunnels, Messenger: h.msgr,
-			Actions:      map[string]ActionFunc{"add_tags": addTags},
+			Actions:      map[string]ActionFunc{"add_tags": addTags, "mark_unread": addTags},
 			EmailMessage: email,
 			MaxAttempts:  5,
 			Now:          h.clock.Now,

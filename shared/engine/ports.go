@@ -14,14 +14,21 @@ type Store interface {
 	// ClaimStep takes the step for this invocation until leaseUntil, unless it
 	// is completed (Completed) or leased by another live invocation (Busy).
 	ClaimStep(ctx context.Context, s Step, now, leaseUntil time.Time) (Claim, error)
+	// PeekStep looks, without writing, whether a step that needs no claim
+	// (its effect is idempotent: see claimFree) already ran: Completed with
+	// its record, Busy when an invocation holds a live claim on it, else
+	// Claimed with an empty Token, and the step's record is created by
+	// CompleteStep only if none exists by then.
+	PeekStep(ctx context.Context, s Step, now time.Time) (Claim, error)
 	// StepsRecorded answers which of the steps have a record (claimed or
 	// finished); it is asked only when a finished step is delivered again.
 	StepsRecorded(ctx context.Context, ws, sub string, ids []string) (map[string]bool, error)
 	// ReleaseStep gives a claimed step back after a transient failure so the
 	// retry need not wait for the lease to run out.
 	ReleaseStep(ctx context.Context, s Step, token string) error
-	// CompleteStep records the outcome if token still owns the step and moves
-	// the run's pending count by runDelta (when the run is still generation
+	// CompleteStep records the outcome if token still owns the step (an
+	// empty token: if the step has no record yet) and moves the run's
+	// pending count by runDelta (when the run is still generation
 	// rec.Step.Gen). It reports false when another invocation completed it.
 	CompleteStep(ctx context.Context, rec StepRecord, token string, runDelta int) (bool, error)
 	// StartRun begins a new generation of a run, once per r.By.

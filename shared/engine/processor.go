@@ -185,7 +185,16 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	if d, ok := ctx.Deadline(); ok {
 		lease = d
 	}
-	claim, err := p.Store.ClaimStep(ctx, s, now, lease)
+	free := claimFree(t, s)
+	var claim Claim
+	if free {
+		claim, err = p.Store.PeekStep(ctx, s, now)
+		if claim.State == Claimed {
+			claim.Attempts, claim.StartedAt, claim.FirstAt = max(attempt, 1), now, now
+		}
+	} else {
+		claim, err = p.Store.ClaimStep(ctx, s, now, lease)
+	}
 	if err != nil {
 		return fmt.Errorf("claim step: %w", err)
 	}
@@ -216,11 +225,17 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	}
 
 	rec := StepRecord{Step: s, Type: stepType(t, s), Attempts: claim.Attempts, StartedAt: claim.StartedAt}
-	out, children, err := p.run(ctx, s, t, sub, claim, attempt)
-	if err != nil {
+	release := func() {
+		if claim.Token == "" {
+			return // nothing was claimed
+		}
 		if rerr := p.Store.ReleaseStep(ctx, s, claim.Token); rerr != nil {
 			log.Warn("release step", "error", rerr)
 		}
+	}
+	out, children, err := p.run(ctx, s, t, sub, claim, attempt)
+	if err != nil {
+		release()
 		return err
 	}
 	rec.Status, rec.Reason, rec.Detail = out.Status, out.Reason, out.Detail
@@ -244,13 +259,15 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	}
 	ok, err := p.Store.CompleteStep(ctx, rec, claim.Token, delta)
 	if err != nil {
-		if rerr := p.Store.ReleaseStep(ctx, s, claim.Token); rerr != nil {
-			log.Warn("release step", "error", rerr)
-		}
+		release()
 		return fmt.Errorf("complete step: %w", err)
 	}
 	if !ok {
-		log.Warn("step was completed by another invocation after our lease ran out")
+		if free {
+			log.Info("a copy of the step ran at the same time and recorded it first")
+		} else {
+			log.Warn("step was completed by another invocation after our lease ran out")
+		}
 		return nil
 	}
 	log.Info("step", "type", rec.Type, "status", rec.Status, "reason", rec.Reason, "children", len(children))
@@ -307,6 +324,37 @@ func (p *Processor) unclaimed(ctx context.Context, s Step, children []Outgoing) 
 		}
 	}
 	return out, nil
+}
+
+// claimFree answers whether a step may run without claiming it first: its
+// effect, if any, is idempotent by itself, so two copies running at once do
+// no harm, and the conditional creation of its record lets one of them go
+// on. Such a step costs one write (its record) instead of two. It reads its
+// record first (PeekStep) so a late duplicate does not apply the effect
+// again over later changes. Everything that talks to the outside world
+// (messages, email, CRM, HTTP), starts runs, opens waits or draws from
+// shared state keeps its claim.
+func claimFree(t *tunnel.Tunnel, s Step) bool {
+	if t == nil {
+		return true // recorded skipped: the tunnel was removed
+	}
+	b, ok := t.Block(s.Block)
+	if !ok {
+		return true // recorded skipped: the block was removed
+	}
+	switch b.Type {
+	case tunnel.BlockDelay, tunnel.BlockCondition, tunnel.BlockSplit:
+		return true
+	case "action":
+		if s.Action >= len(b.Actions) {
+			return true
+		}
+		switch b.Actions[s.Action].Type {
+		case tunnel.ActionAddTags, tunnel.ActionRemoveTags:
+			return true // set additions and removals
+		}
+	}
+	return false
 }
 
 func (p *Processor) leaseFor() time.Duration {

@@ -301,8 +301,16 @@ func oneAction() *tunnel.Tunnel {
 	}}
 }
 
+// oneClaimedAction is oneAction with an action that needs a claim (mark_unread;
+// the harness runs it with the same fake as add_tags, which needs none).
+func oneClaimedAction() *tunnel.Tunnel {
+	t := oneAction()
+	t.Blocks[0].Actions[0].Type = "mark_unread"
+	return t
+}
+
 func TestProcessorBusyClaim(t *testing.T) {
-	h := newHarness(t, map[string]*tunnel.Tunnel{"one": oneAction()})
+	h := newHarness(t, map[string]*tunnel.Tunnel{"one": oneClaimedAction()})
 	h.startRun("one", "act")
 	o := h.queue.take()[0]
 	// Another invocation holds the step for a minute.
@@ -333,7 +341,7 @@ func TestProcessorBusyClaim(t *testing.T) {
 }
 
 func TestProcessorTransientActionErrorRetries(t *testing.T) {
-	h := newHarness(t, map[string]*tunnel.Tunnel{"one": oneAction()})
+	h := newHarness(t, map[string]*tunnel.Tunnel{"one": oneClaimedAction()})
 	h.startRun("one", "act")
 	o := h.queue.take()[0]
 	h.failTags = 1
@@ -354,7 +362,7 @@ func TestProcessorTransientActionErrorRetries(t *testing.T) {
 	if err := h.process(o, 2); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	want := []entry{{o.Step.ID, "one", "act", 0, "add_tags", StatusDone, "", 2}}
+	want := []entry{{o.Step.ID, "one", "act", 0, "mark_unread", StatusDone, "", 2}}
 	if got := entries(h.store.journeyCopy()); !reflect.DeepEqual(got, want) {
 		t.Fatalf("journey = %+v, want %+v", got, want)
 	}
@@ -369,7 +377,7 @@ func TestProcessorTransientActionErrorRetries(t *testing.T) {
 		t.Errorf("children = %v", got)
 	}
 	// The queue's last receive is the final attempt.
-	h2 := newHarness(t, map[string]*tunnel.Tunnel{"one": oneAction()})
+	h2 := newHarness(t, map[string]*tunnel.Tunnel{"one": oneClaimedAction()})
 	h2.startRun("one", "act")
 	if err := h2.process(h2.queue.take()[0], 5); err != nil {
 		t.Fatal(err)
@@ -392,7 +400,7 @@ func TestProcessorLease(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, map[string]*tunnel.Tunnel{"one": oneAction()})
+			h := newHarness(t, map[string]*tunnel.Tunnel{"one": oneClaimedAction()})
 			h.startRun("one", "act")
 			o := h.queue.take()[0]
 			p := h.procs[KindTags]

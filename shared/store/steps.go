@@ -192,6 +192,32 @@ func (st *Store) ClaimStep(ctx context.Context, step engine.Step, now, leaseUnti
 	return engine.Claim{State: engine.Completed, Record: rec}, nil
 }
 
+// PeekStep reads a step's record (consistently) for a step that runs
+// without a claim.
+func (st *Store) PeekStep(ctx context.Context, step engine.Step, now time.Time) (engine.Claim, error) {
+	got, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(st.table), Key: key(subPK(step.WS, step.Sub), stepSK(step.ID)), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return engine.Claim{}, err
+	}
+	switch {
+	case len(got.Item) == 0:
+		return engine.Claim{State: engine.Claimed}, nil
+	case str(got.Item, "status") == stepInProgress:
+		// Claimed when the step still needed a claim (the tunnel was edited).
+		if num(got.Item, "lease_until") < now.UnixMilli() {
+			return engine.Claim{State: engine.Claimed}, nil
+		}
+		return engine.Claim{State: engine.Busy}, nil
+	}
+	rec, err := decodeStepRecord(got.Item)
+	if err != nil {
+		return engine.Claim{}, err
+	}
+	return engine.Claim{State: engine.Completed, Record: rec}, nil
+}
+
 // ReleaseStep ends a lease early after a transient failure.
 func (st *Store) ReleaseStep(ctx context.Context, step engine.Step, token string) error {
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -229,21 +255,37 @@ func (st *Store) CompleteStep(ctx context.Context, rec engine.StepRecord, token 
 		Key:       key(subPK(step.WS, step.Sub), stepSK(step.ID)),
 		// Every name is aliased: several (status, type, action, block, ...) are
 		// DynamoDB reserved words.
+		// No jsk: the journey is read from the table itself (see Journey), so
+		// a record writes no index entry and costs one write unit.
 		UpdateExpression: aws.String("SET #st = :st, #reason = :reason, #detail = :detail, #children = :children, " +
-			"#fin = :fin, #jsk = :jsk, #ty = :type, #tunnel = :tunnel, #channel = :channel, #gen = :gen, " +
+			"#fin = :fin, #ty = :type, #tunnel = :tunnel, #channel = :channel, #gen = :gen, " +
 			"#block = :block, #act = :action REMOVE #tok, #lease"),
 		ConditionExpression: aws.String("#tok = :tok"),
 		ExpressionAttributeNames: map[string]string{
 			"#st": "status", "#tok": "token", "#ty": "type", "#act": "action", "#reason": "reason",
-			"#detail": "detail", "#children": "children", "#fin": "finished_at", "#jsk": "jsk",
+			"#detail": "detail", "#children": "children", "#fin": "finished_at",
 			"#tunnel": "tunnel", "#channel": "channel", "#gen": "gen", "#block": "block", "#lease": "lease_until",
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":st": s(rec.Status), ":reason": s(rec.Reason), ":detail": detail, ":children": s(string(children)),
-			":fin": s(ts(rec.FinishedAt)), ":jsk": s(ts(rec.StartedAt) + "#" + step.ID), ":type": s(rec.Type),
+			":fin": s(ts(rec.FinishedAt)), ":type": s(rec.Type),
 			":tunnel": s(step.Tunnel), ":channel": s(step.Channel), ":gen": n(int64(step.Gen)),
 			":block": s(step.Block), ":action": n(int64(step.Action)), ":tok": s(token),
 		},
+	}
+	if token == "" {
+		// A step that ran without a claim: its record is created here, once;
+		// a copy that got here first (or a claim still live) wins.
+		stepUpdate.UpdateExpression = aws.String(strings.Replace(*stepUpdate.UpdateExpression, " REMOVE ",
+			", started_at = :start, first_at = :start, attempts = :attempts, expires_at = :exp REMOVE ", 1))
+		stepUpdate.ConditionExpression = aws.String("attribute_not_exists(pk) OR (#st = :prog AND #lease < :startms)")
+		delete(stepUpdate.ExpressionAttributeValues, ":tok")
+		for k, v := range map[string]types.AttributeValue{
+			":start": s(ts(rec.StartedAt)), ":attempts": n(int64(max(rec.Attempts, 1))), ":exp": st.ttl(rec.StartedAt),
+			":prog": s(stepInProgress), ":startms": n(rec.StartedAt.UnixMilli()),
+		} {
+			stepUpdate.ExpressionAttributeValues[k] = v
+		}
 	}
 	if runDelta == 0 {
 		return st.updateOwned(ctx, stepUpdate)

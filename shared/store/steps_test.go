@@ -292,6 +292,13 @@ func TestJourney(t *testing.T) {
 	if recs, next, err := st.Journey(ctx, ws, "another", Page{}); err != nil || len(recs) != 0 || next != nil {
 		t.Errorf("Journey(another subscriber) = %v, %v, %v", recs, next, err)
 	}
+	first, next, err := st.Journey(ctx, ws, sub, Page{Limit: 1})
+	if err != nil || len(first) != 1 || next == nil {
+		t.Fatalf("Journey(limit 1) = %v, %v, %v", first, next, err)
+	}
+	if _, _, err := st.Journey(ctx, ws, "another", Page{Cursor: *next}); !errors.Is(err, ErrBadCursor) {
+		t.Errorf("Journey(another subscriber's cursor) error = %v, want ErrBadCursor", err)
+	}
 }
 
 func TestStartRun(t *testing.T) {
@@ -774,5 +781,67 @@ func TestSchedulerCursor(t *testing.T) {
 			t.Fatalf("SchedulerCursor = %v, %v", ok, err)
 		}
 		sameTime(t, "cursor after set "+c.set.Format(time.RFC3339), got, c.want)
+	}
+}
+
+// A step that runs without a claim: PeekStep looks, CompleteStep with no
+// token creates the record once (moving the run's count once), and a live
+// claim of the same step (the tunnel was edited in between) wins over it.
+func TestClaimFreeCompletion(t *testing.T) {
+	st, _, ws := newStore(t)
+	ctx := t.Context()
+	sub := newSubscriber(t, st, ws, "1")
+	startRun(t, st, ws, sub, engine.RunStart{Tunnel: "webinar", Channel: engine.ChannelChat, By: "ev1", At: t0, Pending: 1})
+	step := testStep(ws, sub, "free")
+
+	peek := func(at time.Time) engine.Claim {
+		t.Helper()
+		c, err := st.PeekStep(ctx, step, at)
+		if err != nil {
+			t.Fatalf("PeekStep: %v", err)
+		}
+		return c
+	}
+	if c := peek(t0); c.State != engine.Claimed || c.Token != "" {
+		t.Fatalf("PeekStep(new) = %+v, want Claimed without a token", c)
+	}
+	rec := engine.StepRecord{Step: step, Type: "add_tags", Status: engine.StatusDone, Attempts: 2, StartedAt: t0, FinishedAt: t0.Add(time.Millisecond)}
+	// The leaf of its branch: the run's count goes to 0 in the same write.
+	for i, want := range []bool{true, false} {
+		ok, err := st.CompleteStep(ctx, rec, "", -1)
+		if err != nil || ok != want {
+			t.Fatalf("CompleteStep #%d = %v, %v; want %v", i+1, ok, err, want)
+		}
+	}
+	if r := runOf(t, st, ws, sub, "webinar"); r.Pending != 0 {
+		t.Errorf("pending = %d, want 0: moved once", r.Pending)
+	}
+	c := peek(t0.Add(time.Hour))
+	if c.State != engine.Completed || c.Record == nil || c.Record.Attempts != 2 || c.Record.Type != "add_tags" {
+		t.Fatalf("PeekStep(recorded) = %+v", c)
+	}
+	sameTime(t, "started_at", c.Record.StartedAt, t0)
+	if recs, _, err := st.Journey(ctx, ws, sub, Page{}); err != nil || len(recs) != 1 || recs[0].Step.ID != "free" {
+		t.Errorf("journey = %+v, %v", recs, err)
+	}
+
+	// A live claim: Busy for PeekStep, and a claim-free completion loses.
+	held := testStep(ws, sub, "held")
+	claim(t, st, held, t0, time.Minute)
+	if c, err := st.PeekStep(ctx, held, t0.Add(time.Second)); err != nil || c.State != engine.Busy {
+		t.Errorf("PeekStep(claimed) = %+v, %v; want Busy", c, err)
+	}
+	late := engine.StepRecord{Step: held, Status: engine.StatusDone, StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(time.Second)}
+	if ok, err := st.CompleteStep(ctx, late, "", 0); err != nil || ok {
+		t.Errorf("CompleteStep(no token, live claim) = %v, %v; want false", ok, err)
+	}
+	// Once the claim's lease ran out, the step is free again.
+	after := t0.Add(2 * time.Minute)
+	if c, err := st.PeekStep(ctx, held, after); err != nil || c.State != engine.Claimed {
+		t.Errorf("PeekStep(expired claim) = %+v, %v; want Claimed", c, err)
+	}
+	late.StartedAt = after
+	if ok, err := st.CompleteStep(ctx, late, "", 0); err != nil || !ok {
+		t.Errorf("CompleteStep(no token, expired claim) = %v, %v; want true", ok, err)
 	}
 }

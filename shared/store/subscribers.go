@@ -299,23 +299,62 @@ type JourneyEntry struct {
 	Record engine.StepRecord
 }
 
-// Journey pages through a subscriber's finished steps, oldest first.
+// Journey pages through a subscriber's finished steps, oldest first (by the
+// start of the attempt that took effect, then step id).
+//
+// It reads the subscriber's step records from the table and orders them
+// here: an index in that order would cost every step a second write unit,
+// while a journey is read only when someone opens it. Records expire (TTL),
+// so a subscriber's partition holds a bounded number of them.
 func (st *Store) Journey(ctx context.Context, ws, sub string, p Page) ([]engine.StepRecord, *string, error) {
-	items, next, err := st.query(ctx, &dynamodb.QueryInput{
-		IndexName:                 aws.String("Journey"),
-		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(subPK(ws, sub))},
-	}, p, "pk", "sk", "jsk")
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	pk := subPK(ws, sub)
+	after := ""
+	if p.Cursor != "" {
+		c, err := decodeCursor(p.Cursor, "pk", "jsk")
+		if err != nil {
+			return nil, nil, err
+		}
+		if str(c, "pk") != pk {
+			return nil, nil, ErrBadCursor // a cursor of another subscriber
+		}
+		after = str(c, "jsk")
+	}
+	items, err := st.queryAll(ctx, &dynamodb.QueryInput{
+		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :p)"),
+		FilterExpression:          aws.String("#st <> :prog"),
+		ExpressionAttributeNames:  map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(pk), ":p": s("STEP#"), ":prog": s(stepInProgress)},
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]engine.StepRecord, 0, len(items))
+	type entry struct {
+		order string
+		rec   *engine.StepRecord
+	}
+	entries := make([]entry, 0, len(items))
 	for _, it := range items {
 		rec, err := decodeStepRecord(it)
 		if err != nil {
 			return nil, nil, err
 		}
-		out = append(out, *rec)
+		if order := ts(rec.StartedAt) + "#" + rec.Step.ID; order > after {
+			entries = append(entries, entry{order, rec})
+		}
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].order < entries[j].order })
+	var next *string
+	if len(entries) > limit {
+		entries = entries[:limit]
+		next = encodeCursor(map[string]types.AttributeValue{"pk": s(pk), "jsk": s(entries[limit-1].order)})
+	}
+	out := make([]engine.StepRecord, len(entries))
+	for i, e := range entries {
+		out[i] = *e.rec
 	}
 	return out, next, nil
 }
