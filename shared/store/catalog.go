@@ -330,11 +330,23 @@ func (st *Store) PutTunnel(ctx context.Context, ws, id string, t *tunnel.Tunnel)
 	if err != nil {
 		return TunnelRecord{}, err
 	}
-	return decodeTunnel(out.Attributes)
+	r, err := decodeTunnel(out.Attributes)
+	if err != nil {
+		return TunnelRecord{}, err
+	}
+	return r, st.addRecorded(ctx, ws, []*TunnelRecord{&r})
 }
 
 // GetTunnel reads a tunnel with its bookkeeping.
 func (st *Store) GetTunnel(ctx context.Context, ws, id string) (TunnelRecord, error) {
+	r, err := st.tunnelItem(ctx, ws, id)
+	if err != nil {
+		return TunnelRecord{}, err
+	}
+	return r, st.addRecorded(ctx, ws, []*TunnelRecord{&r})
+}
+
+func (st *Store) tunnelItem(ctx context.Context, ws, id string) (TunnelRecord, error) {
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(st.table), Key: key(wsPK(ws), tunnelSK(id)), ConsistentRead: aws.Bool(true),
 	})
@@ -347,9 +359,26 @@ func (st *Store) GetTunnel(ctx context.Context, ws, id string) (TunnelRecord, er
 	return decodeTunnel(out.Item)
 }
 
-// Tunnel reads a tunnel definition (the engine's Tunnels port).
+// addRecorded adds the subscribers counted in the tunnels' stats shards to
+// the count kept on the tunnel item (by earlier versions).
+func (st *Store) addRecorded(ctx context.Context, ws string, recs []*TunnelRecord) error {
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
+	}
+	counts, err := st.recordedCounts(ctx, ws, ids)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		r.Subscribers += int(counts[r.ID])
+	}
+	return nil
+}
+
+// Tunnel reads a tunnel definition (the engine's Tunnels port; no counts).
 func (st *Store) Tunnel(ctx context.Context, ws, id string) (*tunnel.Tunnel, error) {
-	r, err := st.GetTunnel(ctx, ws, id)
+	r, err := st.tunnelItem(ctx, ws, id)
 	if err != nil {
 		return nil, err
 	}
@@ -376,12 +405,22 @@ func (st *Store) ListTunnels(ctx context.Context, ws string, p Page) ([]TunnelRe
 		}
 		out = append(out, r)
 	}
+	ptrs := make([]*TunnelRecord, len(out))
+	for i := range out {
+		ptrs[i] = &out[i]
+	}
+	if err := st.addRecorded(ctx, ws, ptrs); err != nil {
+		return nil, nil, err
+	}
 	return out, next, nil
 }
 
-// DeleteTunnel removes a tunnel, or answers ErrNotFound.
+// DeleteTunnel removes a tunnel and its counters, or answers ErrNotFound.
 func (st *Store) DeleteTunnel(ctx context.Context, ws, id string) error {
-	return st.DeleteEntity(ctx, ws, KindTunnel, id)
+	if err := st.DeleteEntity(ctx, ws, KindTunnel, id); err != nil {
+		return err
+	}
+	return st.deleteStats(ctx, ws, id)
 }
 
 func decodeTunnel(item map[string]types.AttributeValue) (TunnelRecord, error) {

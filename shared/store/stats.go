@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -22,6 +23,59 @@ const statsShards = 8
 
 func statsKey(ws, tunnel string, shard int) map[string]types.AttributeValue {
 	return key("STATS#"+ws+"#"+tunnel+"#"+strconv.Itoa(shard), "STATS")
+}
+
+// subscriberShard is the stats shard a subscriber's own counts go to (the
+// tunnel's recorded subscribers): always the same one, so a retried start
+// counts into the item it would have.
+func subscriberShard(sub string) int {
+	h := fnv.New32a()
+	h.Write([]byte(sub))
+	return int(h.Sum32() % statsShards)
+}
+
+// recordedCounts answers how many subscribers each tunnel recorded, summed
+// over its stats shards.
+func (st *Store) recordedCounts(ctx context.Context, ws string, tunnels []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	byPK := map[string]string{}
+	var keys []map[string]types.AttributeValue
+	for _, t := range tunnels {
+		for i := range statsShards {
+			k := statsKey(ws, t, i)
+			byPK[k["pk"].(*types.AttributeValueMemberS).Value] = t
+			keys = append(keys, k)
+		}
+	}
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), 100)]
+		keys = keys[len(chunk):]
+		req := map[string]types.KeysAndAttributes{st.table: {
+			Keys: chunk, ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("pk, recorded"),
+		}}
+		for len(req) > 0 {
+			got, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return nil, err
+			}
+			for _, it := range got.Responses[st.table] {
+				out[byPK[str(it, "pk")]] += num(it, "recorded")
+			}
+			req = got.UnprocessedKeys
+		}
+	}
+	return out, nil
+}
+
+// deleteStats removes a tunnel's stats shards (with the tunnel: a tunnel
+// made again under the same id starts from zero).
+func (st *Store) deleteStats(ctx context.Context, ws, tunnel string) error {
+	for i := range statsShards {
+		if _, err := st.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(st.table), Key: statsKey(ws, tunnel, i)}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AddStats adds counters to a tunnel's stats (one write).

@@ -407,10 +407,12 @@ func (st *Store) StartRun(ctx context.Context, ws, sub string, r engine.RunStart
 			{Put: &types.Put{TableName: aws.String(st.table), Item: starterItem, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 		}
 		if count && !old.Recorded {
+			// The tunnel's count lives in its stats shards, the subscriber's
+			// own shard, so a broadcast into one tunnel spreads over them
+			// instead of queueing on the tunnel's item.
 			items = append(items, types.TransactWriteItem{Update: &types.Update{
-				TableName: aws.String(st.table), Key: key(wsPK(ws), tunnelSK(r.Tunnel)),
-				UpdateExpression:          aws.String("ADD subscribers :one"),
-				ConditionExpression:       aws.String("attribute_exists(pk)"),
+				TableName: aws.String(st.table), Key: statsKey(ws, r.Tunnel, subscriberShard(sub)),
+				UpdateExpression:          aws.String("ADD recorded :one"),
 				ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1)},
 			}})
 		}
@@ -421,10 +423,6 @@ func (st *Store) StartRun(ctx context.Context, ws, sub string, r engine.RunStart
 		var tc *types.TransactionCanceledException
 		if !errors.As(err, &tc) {
 			return 0, err
-		}
-		if len(tc.CancellationReasons) == 3 && aws.ToString(tc.CancellationReasons[2].Code) == "ConditionalCheckFailed" &&
-			aws.ToString(tc.CancellationReasons[0].Code) == "None" {
-			count = false // the tunnel was deleted meanwhile: record the run, count nothing
 		}
 		// Another start got there first: look again after a short random pause.
 		if err := backoff(ctx, attempt); err != nil {

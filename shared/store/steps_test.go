@@ -7,10 +7,12 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -461,7 +463,7 @@ func (f *failTunnelCount) TransactWriteItems(ctx context.Context, in *dynamodb.T
 func (f *failTunnelCount) fail(k map[string]types.AttributeValue) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	fail := !f.failed && str(k, "sk") == tunnelSK("webinar")
+	fail := !f.failed && str(k, "sk") == "STATS" && strings.Contains(str(k, "pk"), "#webinar#") // the count in a stats shard
 	if fail {
 		f.failed = true
 	}
@@ -843,5 +845,65 @@ func TestClaimFreeCompletion(t *testing.T) {
 	late.StartedAt = after
 	if ok, err := st.CompleteStep(ctx, late, "", 0); err != nil || !ok {
 		t.Errorf("CompleteStep(no token, expired claim) = %v, %v; want true", ok, err)
+	}
+}
+
+// A tunnel's recorded subscribers are counted in its stats shards, each
+// subscriber in its own one: many subscriptions at once count exactly, and
+// no single item takes them all. Deleting the tunnel deletes the counts.
+func TestTunnelCountIsSharded(t *testing.T) {
+	st, _, ws := newStore(t)
+	ctx := t.Context()
+	if _, err := st.PutTunnel(ctx, ws, "webinar", &tunnel.Tunnel{Name: "Webinar"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 48
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		sub := newSubscriber(t, st, ws, fmt.Sprint(i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := st.StartRun(ctx, ws, sub, engine.RunStart{Tunnel: "webinar", Channel: engine.ChannelChat, Recorded: true, By: "ev", At: t0, Pending: 1})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := st.GetTunnel(ctx, ws, "webinar")
+	if err != nil || r.Subscribers != n {
+		t.Fatalf("subscribers = %d, %v; want %d", r.Subscribers, err, n)
+	}
+	if list, _, err := st.ListTunnels(ctx, ws, Page{}); err != nil || len(list) == 0 || list[len(list)-1].Subscribers != n {
+		t.Errorf("ListTunnels = %+v, %v; want webinar with %d", list, err, n)
+	}
+	used, most := 0, int64(0)
+	for i := range statsShards {
+		out, err := testDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(testTable), Key: statsKey(ws, "webinar", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := num(out.Item, "recorded"); c > 0 {
+			used++
+			most = max(most, c)
+		}
+	}
+	if used < statsShards/2 || most > n/2 {
+		t.Errorf("%d of %d shards used, the busiest took %d of %d: the count is not spread", used, statsShards, most, n)
+	}
+	if err := st.DeleteTunnel(ctx, ws, "webinar"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutTunnel(ctx, ws, "webinar", &tunnel.Tunnel{Name: "Again"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := st.GetTunnel(ctx, ws, "webinar"); err != nil || r.Subscribers != 0 {
+		t.Errorf("a tunnel made again = %d subscribers, %v; want 0", r.Subscribers, err)
 	}
 }
