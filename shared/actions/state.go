@@ -19,7 +19,9 @@ type StateStore interface {
 	GetEntity(ctx context.Context, ws, kind, id string) (store.Entity, error)
 	SetFields(ctx context.Context, ws, sub string, values map[string]any) error
 	GetSalesPlan(ctx context.Context, ws, id string) (store.SalesPlan, error)
-	JoinSalesPlan(ctx context.Context, ws, sub string, plan store.SalesPlan, choose func(store.PlanState) string) (engine.PlanMembership, error)
+	JoinSalesPlan(ctx context.Context, ws, sub string, plan store.SalesPlan, operator string) (engine.PlanMembership, error)
+	ReservePlanSlots(ctx context.Context, ws, plan string, k int) (first int64, err error)
+	PlanOpen(ctx context.Context, ws, plan string) (map[string]int64, error)
 	SaveMention(ctx context.Context, ws, sub string, m engine.ChatMessage) error
 	MarkUnread(ctx context.Context, ws, sub string) (string, error)
 }
@@ -88,9 +90,26 @@ func (a stateActions) addToSalesPlan(ctx context.Context, ac *engine.ActionConte
 	if len(plan.Statuses) == 0 {
 		return engine.Failed(fmt.Sprintf("sales plan %q has no statuses", id)), nil
 	}
-	m, err := a.st.JoinSalesPlan(ctx, s.WS, s.Sub, plan, func(state store.PlanState) string {
-		return ChooseOperator(plan.Distribution, plan.Operators, state)
-	})
+	var state store.PlanState
+	if len(plan.Operators) > 0 {
+		switch plan.Distribution {
+		case "evenly":
+			slot, ok := ac.Prepared.(int64) // reserved with the batch's other joins
+			if !ok {
+				first, err := a.st.ReservePlanSlots(ctx, s.WS, id, 1)
+				if err != nil {
+					return engine.Outcome{}, fmt.Errorf("take a round-robin slot: %w", err)
+				}
+				slot = first
+			}
+			state.Assigned = slot
+		case "fewest":
+			if state.Open, err = a.st.PlanOpen(ctx, s.WS, id); err != nil {
+				return engine.Outcome{}, fmt.Errorf("read open deals: %w", err)
+			}
+		}
+	}
+	m, err := a.st.JoinSalesPlan(ctx, s.WS, s.Sub, plan, ChooseOperator(plan.Distribution, plan.Operators, state))
 	if errors.Is(err, store.ErrAlreadyMember) {
 		return engine.Done(map[string]any{"plan": id, "already": true}), nil
 	}
@@ -100,8 +119,52 @@ func (a stateActions) addToSalesPlan(ctx context.Context, ac *engine.ActionConte
 	return engine.Done(map[string]any{"plan": id, "status": m.Status, "operator": m.Operator}), nil
 }
 
+// PrepareSalesPlans reserves, for the add_to_sales_plan steps of a batch,
+// their round-robin slots of each evenly distributed plan in one write per
+// plan: a broadcast into one plan writes its position once a batch, not
+// once a subscriber, and the deals still go round the operators in turn.
+// A slot reserved for a step that then does not join (its subscriber was
+// already in the plan, or the step was a duplicate) is skipped, which
+// shifts the turn by one.
+func PrepareSalesPlans(st StateStore) engine.PrepareFunc {
+	return func(ctx context.Context, steps []engine.PreparedStep) (map[string]any, error) {
+		type planKey struct{ ws, plan string }
+		groups := map[planKey][]string{}
+		var order []planKey
+		for _, ps := range steps {
+			k := planKey{ps.Step.WS, ps.Action.Plan}
+			if groups[k] == nil {
+				order = append(order, k)
+			}
+			groups[k] = append(groups[k], ps.Step.ID)
+		}
+		out := map[string]any{}
+		for _, k := range order {
+			plan, err := st.GetSalesPlan(ctx, k.ws, k.plan)
+			if errors.Is(err, engine.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read sales plan %s: %w", k.plan, err)
+			}
+			if plan.Distribution != "evenly" || len(plan.Operators) == 0 {
+				continue
+			}
+			ids := groups[k]
+			first, err := st.ReservePlanSlots(ctx, k.ws, k.plan, len(ids))
+			if err != nil {
+				return nil, fmt.Errorf("reserve round-robin slots of %s: %w", k.plan, err)
+			}
+			for i, id := range ids {
+				out[id] = first + int64(i)
+			}
+		}
+		return out, nil
+	}
+}
+
 // ChooseOperator picks the operator of a new deal: none; random; evenly
-// (round-robin by the number of deals assigned so far); fewest (open deals,
+// (round-robin: the deal's slot, state.Assigned); fewest (open deals,
 // ties to the earlier operator in the plan's list).
 func ChooseOperator(distribution string, operators []string, state store.PlanState) string {
 	if len(operators) == 0 {

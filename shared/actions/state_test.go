@@ -1,10 +1,14 @@
 package actions
 
 import (
+	"context"
+	"reflect"
 	"slices"
 	"testing"
 
+	"github.com/tunnels/tunnels/shared/engine"
 	"github.com/tunnels/tunnels/shared/store"
+	"github.com/tunnels/tunnels/shared/tunnel"
 )
 
 func TestChooseOperator(t *testing.T) {
@@ -37,5 +41,48 @@ func TestChooseOperator(t *testing.T) {
 	}
 	if got := ChooseOperator("evenly", nil, store.PlanState{}); got != "" {
 		t.Errorf("no operators = %q", got)
+	}
+}
+
+// planStore is a StateStore with plans and slot reservations only.
+type planStore struct {
+	StateStore
+	plans    map[string]store.SalesPlan
+	reserved map[string]int64
+	calls    int
+}
+
+func (p *planStore) GetSalesPlan(_ context.Context, _, id string) (store.SalesPlan, error) {
+	pl, ok := p.plans[id]
+	if !ok {
+		return store.SalesPlan{}, engine.ErrNotFound
+	}
+	return pl, nil
+}
+
+func (p *planStore) ReservePlanSlots(_ context.Context, _, plan string, k int) (int64, error) {
+	p.calls++
+	first := p.reserved[plan]
+	p.reserved[plan] += int64(k)
+	return first, nil
+}
+
+func TestPrepareSalesPlans(t *testing.T) {
+	st := &planStore{reserved: map[string]int64{"q4": 7}, plans: map[string]store.SalesPlan{
+		"q4":   {ID: "q4", Operators: []string{"anna", "boris"}, Distribution: "evenly"},
+		"rand": {ID: "rand", Operators: []string{"anna"}, Distribution: "random"},
+	}}
+	step := func(id, plan string) engine.PreparedStep {
+		return engine.PreparedStep{Step: engine.Step{ID: id, WS: "w"}, Action: tunnel.Action{Type: "add_to_sales_plan", Plan: plan}}
+	}
+	got, err := PrepareSalesPlans(st)(context.Background(), []engine.PreparedStep{
+		step("a", "q4"), step("b", "rand"), step("c", "q4"), step("d", "ghost"), step("e", "q4"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"a": int64(7), "c": int64(8), "e": int64(9)}
+	if !reflect.DeepEqual(got, want) || st.calls != 1 {
+		t.Errorf("prepared %v in %d reservations, want %v in 1", got, st.calls, want)
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/tunnels/tunnels/shared/queue"
 	"github.com/tunnels/tunnels/shared/stepbatch"
 	"github.com/tunnels/tunnels/shared/store"
+	"github.com/tunnels/tunnels/shared/tunnel"
 )
 
 // Deps are the clients a function is built from, made once at init.
@@ -99,6 +100,9 @@ func StepHandler(d Deps, kind engine.Kind) *stepbatch.Handler {
 	if kind == engine.KindEmail {
 		p.EmailMessage = emailMessage(d, st)
 	}
+	if kind == engine.KindTags {
+		p.Prepare = map[string]engine.PrepareFunc{tunnel.ActionAddToSalesPlan: actions.PrepareSalesPlans(st)}
+	}
 	return &stepbatch.Handler{
 		Process:     p.Process,
 		Visibility:  d.SQS,
@@ -107,6 +111,7 @@ func StepHandler(d Deps, kind engine.Kind) *stepbatch.Handler {
 		DeadLetters: st,
 		MaxReceives: d.Config.MaxReceives,
 		Kind:        kind,
+		BeforeBatch: p.BeforeBatch,
 		AfterBatch:  stats.Flush,
 	}
 }

@@ -33,6 +33,9 @@ type ActionContext struct {
 	// one the queue allows before the dead-letter queue.
 	Attempt      int
 	FinalAttempt bool
+	// Prepared is what the action type's PrepareFunc answered for this step
+	// when its batch began (nil: none, or it ran unprepared).
+	Prepared any
 
 	render func(ctx context.Context, text string, escape func(string) string) (string, error)
 }
@@ -110,6 +113,9 @@ type Processor struct {
 	Actions map[string]ActionFunc
 	// EmailMessage sends a message block's email content on an email run.
 	EmailMessage ActionFunc
+	// Prepare holds, by action type, what runs over a batch's steps of that
+	// type before any runs (see BeforeBatch).
+	Prepare map[string]PrepareFunc
 	// Fields stores replies in custom fields (reply.field); nil leaves them
 	// unstored.
 	Fields FieldWriter
@@ -386,6 +392,7 @@ func (p *Processor) run(ctx context.Context, s Step, t *tunnel.Tunnel, sub *Subs
 	ac := &ActionContext{
 		Step: s, Tunnel: t, Block: b, Subscriber: sub, Now: claim.StartedAt, FirstAt: claim.FirstAt,
 		Attempt: attempt, FinalAttempt: p.MaxAttempts > 0 && attempt >= p.MaxAttempts,
+		Prepared: preparedFor(ctx, s.ID),
 	}
 	ac.render = func(ctx context.Context, text string, escape func(string) string) (string, error) {
 		return p.render(ctx, s, sub, text, escape)

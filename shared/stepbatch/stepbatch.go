@@ -45,6 +45,10 @@ type Handler struct {
 	DeadLetters DeadLetterRecorder
 	MaxReceives int
 	Kind        engine.Kind
+	// BeforeBatch, when set, sees every step of a batch (those that decode)
+	// before any runs, and answers the context they run with (the engine's
+	// Processor.BeforeBatch: steps that share a write).
+	BeforeBatch func(ctx context.Context, steps []engine.Step) context.Context
 	// AfterBatch, when set, runs once every record of a batch ran (the
 	// tunnels' counters are written then, once per batch); its error is
 	// only logged.
@@ -81,6 +85,15 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, workers)
 	)
+	if h.BeforeBatch != nil {
+		steps := make([]engine.Step, 0, len(ev.Records))
+		for _, rec := range ev.Records {
+			if s, err := engine.Decode([]byte(rec.Body)); err == nil {
+				steps = append(steps, s)
+			}
+		}
+		ctx = h.BeforeBatch(ctx, steps)
+	}
 	for _, rec := range ev.Records {
 		wg.Add(1)
 		sem <- struct{}{}

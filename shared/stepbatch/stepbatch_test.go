@@ -133,3 +133,39 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// BeforeBatch sees every step that decodes before any runs, and each record
+// runs with the context it answers.
+func TestBeforeBatch(t *testing.T) {
+	type key struct{}
+	var before []string
+	var mu sync.Mutex
+	got := map[string]any{}
+	h := &Handler{
+		BeforeBatch: func(ctx context.Context, steps []engine.Step) context.Context {
+			for _, s := range steps {
+				before = append(before, s.ID)
+			}
+			return context.WithValue(ctx, key{}, len(steps))
+		},
+		Process: func(ctx context.Context, s engine.Step, _ int) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(before) == 0 {
+				t.Error("a step ran before BeforeBatch")
+			}
+			got[s.ID] = ctx.Value(key{})
+			return nil
+		},
+	}
+	_, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		record("1", stepBody("a"), "1"), record("2", "not a step", "1"), record("3", stepBody("b"), "1"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(before)
+	if !slices.Equal(before, []string{"a", "b"}) || got["a"] != 2 || got["b"] != 2 {
+		t.Errorf("before %v, contexts %v; want a and b, each with 2", before, got)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -78,49 +80,99 @@ func (st *Store) GetSalesPlan(ctx context.Context, ws, id string) (SalesPlan, er
 	return p, nil
 }
 
-// PlanState is a plan's distribution state: how many deals were assigned
-// (the round-robin position) and each operator's open deals.
+// PlanState is what a plan's distribution decides with: the round-robin
+// slot of the new deal (evenly) and each operator's open deals (fewest).
 type PlanState struct {
-	Version  int64
 	Assigned int64
 	Open     map[string]int64
 }
 
 func planPK(ws, plan string) string { return "WS#" + ws + "#PLAN#" + plan }
 
-const planStateSK = "STATE"
+// planStateSK holds the plan's round-robin position (assigned) and, from
+// earlier versions, an open-deals map; open deals are now counted in
+// planOpenShards items, a subscriber's deals in its own one, so a broadcast
+// into one plan spreads its writes instead of queueing on one item.
+const (
+	planStateSK    = "STATE"
+	planOpenShards = 8
+	openPrefix     = "op#"
+)
 
-func (st *Store) planState(ctx context.Context, ws, plan string) (PlanState, error) {
-	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(st.table), Key: key(planPK(ws, plan), planStateSK), ConsistentRead: aws.Bool(true),
+func planOpenKey(ws, plan, sub string) map[string]types.AttributeValue {
+	return planOpenShardKey(ws, plan, subscriberShard(sub))
+}
+
+func planOpenShardKey(ws, plan string, shard int) map[string]types.AttributeValue {
+	return key(planPK(ws, plan)+"#OPEN#"+strconv.Itoa(shard), "OPEN")
+}
+
+// ReservePlanSlots takes k consecutive round-robin slots of a plan in one
+// write and answers the first: the steps of a batch that join the plan
+// share it, so the plan's position takes a write per batch, not per deal.
+func (st *Store) ReservePlanSlots(ctx context.Context, ws, plan string, k int) (int64, error) {
+	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: key(planPK(ws, plan), planStateSK),
+		UpdateExpression:          aws.String("ADD assigned :k"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":k": n(int64(k))},
+		ReturnValues:              types.ReturnValueUpdatedNew,
 	})
 	if err != nil {
-		return PlanState{}, err
+		return 0, err
 	}
-	ps := PlanState{Version: num(out.Item, "version"), Assigned: num(out.Item, "assigned"), Open: map[string]int64{}}
-	if v, ok := out.Item["open"]; ok {
-		if err := attributevalue.Unmarshal(v, &ps.Open); err != nil {
-			return PlanState{}, err
+	return num(out.Attributes, "assigned") - int64(k), nil
+}
+
+// PlanOpen answers each operator's open deals in a plan.
+func (st *Store) PlanOpen(ctx context.Context, ws, plan string) (map[string]int64, error) {
+	keys := []map[string]types.AttributeValue{key(planPK(ws, plan), planStateSK)}
+	for i := range planOpenShards {
+		keys = append(keys, planOpenShardKey(ws, plan, i))
+	}
+	open := map[string]int64{}
+	req := map[string]types.KeysAndAttributes{st.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
+	for len(req) > 0 {
+		out, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+		if err != nil {
+			return nil, err
 		}
+		for _, it := range out.Responses[st.table] {
+			if v, ok := it["open"]; ok { // the map of earlier versions
+				var legacy map[string]int64
+				if err := attributevalue.Unmarshal(v, &legacy); err != nil {
+					return nil, err
+				}
+				for op, c := range legacy {
+					open[op] += c
+				}
+			}
+			for name, v := range it {
+				if op, ok := strings.CutPrefix(name, openPrefix); ok {
+					if nv, ok := v.(*types.AttributeValueMemberN); ok {
+						c, _ := strconv.ParseInt(nv.Value, 10, 64)
+						open[op] += c
+					}
+				}
+			}
+		}
+		req = out.UnprocessedKeys
 	}
-	return ps, nil
+	return open, nil
 }
 
 // ErrAlreadyMember: the subscriber already has a deal in the plan.
 var ErrAlreadyMember = errors.New("already in the sales plan")
 
 // JoinSalesPlan adds the subscriber to a plan once, as a deal in its first
-// status assigned by choose (which sees the plan's distribution state). The
-// deal, the card and the state change in one transaction conditioned on the
-// state's version, so concurrent joins take turns and round-robin stays even.
-func (st *Store) JoinSalesPlan(ctx context.Context, ws, sub string, plan SalesPlan, choose func(PlanState) string) (engine.PlanMembership, error) {
+// status assigned to operator (chosen by the caller). The deal, the card
+// and the operator's open count (in the subscriber's shard) change in one
+// transaction that holds no plan-wide item, so joins never wait on each
+// other: only two joins of the same subscriber or shard at the same instant
+// conflict, and are tried again.
+func (st *Store) JoinSalesPlan(ctx context.Context, ws, sub string, plan SalesPlan, operator string) (engine.PlanMembership, error) {
 	for attempt := 0; ; attempt++ {
-		state, err := st.planState(ctx, ws, plan.ID)
-		if err != nil {
-			return engine.PlanMembership{}, err
-		}
 		now := st.now()
-		m := engine.PlanMembership{Plan: plan.ID, Status: plan.Statuses[0], Operator: choose(state), CreatedAt: now, UpdatedAt: now}
+		m := engine.PlanMembership{Plan: plan.ID, Status: plan.Statuses[0], Operator: operator, CreatedAt: now, UpdatedAt: now}
 		mav, err := attributevalue.Marshal(m)
 		if err != nil {
 			return engine.PlanMembership{}, err
@@ -129,34 +181,7 @@ func (st *Store) JoinSalesPlan(ctx context.Context, ws, sub string, plan SalesPl
 			"pk": s(planPK(ws, plan.ID)), "sk": s("SUB#" + sub), "sub": s(sub), "plan": s(plan.ID),
 			"status": s(m.Status), "operator": s(m.Operator), "created_at": s(ts(now)), "updated_at": s(ts(now)),
 		}
-		stateCond := "attribute_not_exists(version)"
-		stateVals := map[string]types.AttributeValue{":next": n(state.Version + 1), ":one": n(1)}
-		if state.Version > 0 {
-			stateCond = "version = :ver"
-			stateVals[":ver"] = n(state.Version)
-		}
-		stateExpr := "SET version = :next ADD assigned :one"
-		stateNames := map[string]string{}
-		if m.Operator != "" && !plan.Closed(m.Status) {
-			if len(state.Open) == 0 {
-				stateExpr = "SET version = :next, #open = :open ADD assigned :one"
-				stateVals[":open"] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{m.Operator: n(1)}}
-			} else {
-				stateExpr = "SET version = :next, #open.#op = if_not_exists(#open.#op, :zero) + :one ADD assigned :one"
-				stateNames["#op"] = m.Operator
-				stateVals[":zero"] = n(0)
-			}
-			stateNames["#open"] = "open"
-		}
-		update := &types.Update{
-			TableName: aws.String(st.table), Key: key(planPK(ws, plan.ID), planStateSK),
-			UpdateExpression: aws.String(stateExpr), ConditionExpression: aws.String(stateCond),
-			ExpressionAttributeValues: stateVals,
-		}
-		if len(stateNames) > 0 {
-			update.ExpressionAttributeNames = stateNames
-		}
-		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		items := []types.TransactWriteItem{
 			{Put: &types.Put{TableName: aws.String(st.table), Item: member, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 			{Update: &types.Update{
 				TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
@@ -165,13 +190,21 @@ func (st *Store) JoinSalesPlan(ctx context.Context, ws, sub string, plan SalesPl
 				ExpressionAttributeNames:  map[string]string{"#plans": "plans", "#p": plan.ID},
 				ExpressionAttributeValues: map[string]types.AttributeValue{":m": mav},
 			}},
-			{Update: update},
-		}})
+		}
+		if m.Operator != "" && !plan.Closed(m.Status) {
+			items = append(items, types.TransactWriteItem{Update: &types.Update{
+				TableName: aws.String(st.table), Key: planOpenKey(ws, plan.ID, sub),
+				UpdateExpression:          aws.String("ADD #op :one"),
+				ExpressionAttributeNames:  map[string]string{"#op": openPrefix + m.Operator},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1)},
+			}})
+		}
+		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 		if err == nil {
 			return m, nil
 		}
 		var tc *types.TransactionCanceledException
-		if !errors.As(err, &tc) || len(tc.CancellationReasons) != 3 {
+		if !errors.As(err, &tc) || len(tc.CancellationReasons) != len(items) {
 			return engine.PlanMembership{}, err
 		}
 		switch {
@@ -180,7 +213,7 @@ func (st *Store) JoinSalesPlan(ctx context.Context, ws, sub string, plan SalesPl
 		case aws.ToString(tc.CancellationReasons[1].Code) == "ConditionalCheckFailed":
 			return engine.PlanMembership{}, engine.ErrNotFound
 		}
-		// Another join moved the state: choose again.
+		// A conflict with a transaction on the same item: try again.
 		if err := backoff(ctx, attempt); err != nil {
 			return engine.PlanMembership{}, fmt.Errorf("join sales plan %s: %w", plan.ID, ErrConflict)
 		}
@@ -264,11 +297,10 @@ func (st *Store) MoveDeal(ctx context.Context, ws, sub string, plan SalesPlan, s
 				delta = -1
 			}
 			items = append(items, types.TransactWriteItem{Update: &types.Update{
-				TableName: aws.String(st.table), Key: key(planPK(ws, plan.ID), planStateSK),
-				UpdateExpression:          aws.String("SET #open.#op = if_not_exists(#open.#op, :zero) + :d ADD version :one"),
-				ConditionExpression:       aws.String("attribute_exists(#open)"),
-				ExpressionAttributeNames:  map[string]string{"#open": "open", "#op": d.Operator},
-				ExpressionAttributeValues: map[string]types.AttributeValue{":d": n(delta), ":zero": n(0), ":one": n(1)},
+				TableName: aws.String(st.table), Key: planOpenKey(ws, plan.ID, sub),
+				UpdateExpression:          aws.String("ADD #op :d"),
+				ExpressionAttributeNames:  map[string]string{"#op": openPrefix + d.Operator},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":d": n(delta)},
 			}})
 		}
 		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
