@@ -21,6 +21,7 @@ type StateStore interface {
 	GetSalesPlan(ctx context.Context, ws, id string) (store.SalesPlan, error)
 	JoinSalesPlan(ctx context.Context, ws, sub string, plan store.SalesPlan, operator string) (engine.PlanMembership, error)
 	ReservePlanSlots(ctx context.Context, ws, plan string, k int) (first int64, err error)
+	PlanMembers(ctx context.Context, ws, plan string, subs []string) (map[string]bool, error)
 	PlanOpen(ctx context.Context, ws, plan string) (map[string]int64, error)
 	SaveMention(ctx context.Context, ws, sub string, m engine.ChatMessage) error
 	MarkUnread(ctx context.Context, ws, sub string) (string, error)
@@ -123,20 +124,20 @@ func (a stateActions) addToSalesPlan(ctx context.Context, ac *engine.ActionConte
 // their round-robin slots of each evenly distributed plan in one write per
 // plan: a broadcast into one plan writes its position once a batch, not
 // once a subscriber, and the deals still go round the operators in turn.
-// A slot reserved for a step that then does not join (its subscriber was
-// already in the plan, or the step was a duplicate) is skipped, which
-// shifts the turn by one.
+// Subscribers already in the plan take no slot; a slot reserved for a step
+// that then does not join (a duplicate delivery, a retry after a failure)
+// is skipped, which shifts the turn by one.
 func PrepareSalesPlans(st StateStore) engine.PrepareFunc {
 	return func(ctx context.Context, steps []engine.PreparedStep) (map[string]any, error) {
 		type planKey struct{ ws, plan string }
-		groups := map[planKey][]string{}
+		groups := map[planKey][]engine.Step{}
 		var order []planKey
 		for _, ps := range steps {
 			k := planKey{ps.Step.WS, ps.Action.Plan}
 			if groups[k] == nil {
 				order = append(order, k)
 			}
-			groups[k] = append(groups[k], ps.Step.ID)
+			groups[k] = append(groups[k], ps.Step)
 		}
 		out := map[string]any{}
 		for _, k := range order {
@@ -150,12 +151,32 @@ func PrepareSalesPlans(st StateStore) engine.PrepareFunc {
 			if plan.Distribution != "evenly" || len(plan.Operators) == 0 {
 				continue
 			}
-			ids := groups[k]
-			first, err := st.ReservePlanSlots(ctx, k.ws, k.plan, len(ids))
+			// Only subscribers not yet in the plan take a slot (a funnel may
+			// pass the same action again), each once.
+			subs := make([]string, 0, len(groups[k]))
+			for _, s := range groups[k] {
+				subs = append(subs, s.Sub)
+			}
+			members, err := st.PlanMembers(ctx, k.ws, k.plan, subs)
+			if err != nil {
+				return nil, fmt.Errorf("read members of %s: %w", k.plan, err)
+			}
+			var joining []string
+			taken := map[string]bool{}
+			for _, s := range groups[k] {
+				if !members[s.Sub] && !taken[s.Sub] {
+					taken[s.Sub] = true
+					joining = append(joining, s.ID)
+				}
+			}
+			if len(joining) == 0 {
+				continue
+			}
+			first, err := st.ReservePlanSlots(ctx, k.ws, k.plan, len(joining))
 			if err != nil {
 				return nil, fmt.Errorf("reserve round-robin slots of %s: %w", k.plan, err)
 			}
-			for i, id := range ids {
+			for i, id := range joining {
 				out[id] = first + int64(i)
 			}
 		}

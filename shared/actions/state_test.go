@@ -60,6 +60,14 @@ func (p *planStore) GetSalesPlan(_ context.Context, _, id string) (store.SalesPl
 	return pl, nil
 }
 
+func (p *planStore) PlanMembers(_ context.Context, _, _ string, subs []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, s := range subs {
+		out[s] = s == "member"
+	}
+	return out, nil
+}
+
 func (p *planStore) ReservePlanSlots(_ context.Context, _, plan string, k int) (int64, error) {
 	p.calls++
 	first := p.reserved[plan]
@@ -73,10 +81,14 @@ func TestPrepareSalesPlans(t *testing.T) {
 		"rand": {ID: "rand", Operators: []string{"anna"}, Distribution: "random"},
 	}}
 	step := func(id, plan string) engine.PreparedStep {
-		return engine.PreparedStep{Step: engine.Step{ID: id, WS: "w"}, Action: tunnel.Action{Type: "add_to_sales_plan", Plan: plan}}
+		return engine.PreparedStep{Step: engine.Step{ID: id, WS: "w", Sub: "sub-" + id}, Action: tunnel.Action{Type: "add_to_sales_plan", Plan: plan}}
 	}
+	member := step("m", "q4")
+	member.Step.Sub = "member" // already in the plan: no slot
+	again := step("a2", "q4")
+	again.Step.Sub = "sub-a" // the same subscriber twice in a batch: one slot
 	got, err := PrepareSalesPlans(st)(context.Background(), []engine.PreparedStep{
-		step("a", "q4"), step("b", "rand"), step("c", "q4"), step("d", "ghost"), step("e", "q4"),
+		step("a", "q4"), step("b", "rand"), member, step("c", "q4"), again, step("d", "ghost"), step("e", "q4"),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -123,6 +123,41 @@ func (st *Store) ReservePlanSlots(ctx context.Context, ws, plan string, k int) (
 	return num(out.Attributes, "assigned") - int64(k), nil
 }
 
+// PlanMembers answers which of the subscribers already have a deal in a plan
+// (from their cards, read consistently, at most 100 at a time).
+func (st *Store) PlanMembers(ctx context.Context, ws, plan string, subs []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for len(subs) > 0 {
+		chunk := subs[:min(len(subs), 100)]
+		subs = subs[len(chunk):]
+		seen := map[string]bool{}
+		var keys []map[string]types.AttributeValue
+		for _, sub := range chunk {
+			if !seen[sub] {
+				seen[sub] = true
+				keys = append(keys, key(subPK(ws, sub), profileSK))
+			}
+		}
+		req := map[string]types.KeysAndAttributes{st.table: {
+			Keys: keys, ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("id, #plans.#p"),
+			ExpressionAttributeNames: map[string]string{"#plans": "plans", "#p": plan},
+		}}
+		for len(req) > 0 {
+			got, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return nil, err
+			}
+			for _, it := range got.Responses[st.table] {
+				if _, ok := it["plans"]; ok {
+					out[str(it, "id")] = true
+				}
+			}
+			req = got.UnprocessedKeys
+		}
+	}
+	return out, nil
+}
+
 // PlanOpen answers each operator's open deals in a plan.
 func (st *Store) PlanOpen(ctx context.Context, ws, plan string) (map[string]int64, error) {
 	keys := []map[string]types.AttributeValue{key(planPK(ws, plan), planStateSK)}

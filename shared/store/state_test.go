@@ -61,6 +61,10 @@ func TestSalesPlanJoinsSpread(t *testing.T) {
 	if _, err := st.JoinSalesPlan(ctx, ws, subs[0], plan, "anna"); !errors.Is(err, ErrAlreadyMember) {
 		t.Errorf("a second join = %v, want ErrAlreadyMember", err)
 	}
+	other := newSubscriber(t, st, ws, "outsider")
+	if m, err := st.PlanMembers(ctx, ws, "q4", []string{subs[0], other, subs[1], subs[0]}); err != nil || !m[subs[0]] || !m[subs[1]] || m[other] {
+		t.Errorf("PlanMembers = %v, %v; want the two joined, not the outsider", m, err)
+	}
 	open, err := st.PlanOpen(ctx, ws, "q4")
 	if err != nil || open["anna"] != joins/2 || open["boris"] != joins/2 {
 		t.Fatalf("open = %v, %v; want %d each", open, err, joins/2)
