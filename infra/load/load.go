@@ -486,6 +486,7 @@ type Gateway struct {
 	ln       net.Listener
 	mu       sync.Mutex
 	perSub   map[string]int
+	perBlock map[string]int
 	finished map[string]bool
 	total    int
 	bad      int
@@ -497,7 +498,7 @@ func NewGateway() (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{Secret: "load-connector-secret-0123456789", ln: ln, perSub: map[string]int{}, finished: map[string]bool{}}
+	g := &Gateway{Secret: "load-connector-secret-0123456789", ln: ln, perSub: map[string]int{}, perBlock: map[string]int{}, finished: map[string]bool{}}
 	g.srv = &http.Server{Handler: http.HandlerFunc(g.serve), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := g.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -524,6 +525,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	g.total++
 	g.perSub[m.SubscriberID]++
+	g.perBlock[m.Block]++
 	if m.Block == lastBlock {
 		g.finished[m.SubscriberID] = true
 	}
@@ -556,6 +558,13 @@ func (g *Gateway) DeliveriesFor(sub string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.perSub[sub]
+}
+
+// DeliveriesOf counts the messages of one block.
+func (g *Gateway) DeliveriesOf(block string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.perBlock[block]
 }
 
 // Finished counts subscribers whose last message arrived.
