@@ -298,7 +298,7 @@ func (st *memStore) ReleaseStep(ctx context.Context, s engine.Step, token string
 	return nil
 }
 
-func (st *memStore) CompleteStep(ctx context.Context, rec engine.StepRecord, token string, runDelta int) (bool, error) {
+func (st *memStore) CompleteStep(ctx context.Context, rec engine.StepRecord, token string) (bool, error) {
 	s := rec.Step
 	sh := st.shard(s.WS, s.Sub)
 	sh.mu.Lock()
@@ -315,15 +315,24 @@ func (st *memStore) CompleteStep(ctx context.Context, rec engine.StepRecord, tok
 		return false, nil
 	}
 	it.inProgress, it.token, it.rec = false, "", rec
-	if sub := sh.subs[s.Sub]; sub != nil && runDelta != 0 {
-		k := engine.RunKey(s.Tunnel, s.Channel)
-		if r, ok := sub.Runs[k]; ok && r.Gen == s.Gen {
-			r.Pending += runDelta
-			sub.Runs[k] = r
-		}
-	}
 	st.completed.Add(1)
 	return true, nil
+}
+
+func (st *memStore) MoveRun(ctx context.Context, ws, id string, m engine.RunMove) (bool, error) {
+	sh := st.shard(ws, id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sub := sh.subs[id]
+	if sub == nil {
+		return false, engine.ErrNotFound
+	}
+	k := engine.RunKey(m.Tunnel, m.Channel)
+	if r, ok := sub.Runs[k]; ok && r.Gen == m.Gen {
+		r.Pending += m.Delta
+		sub.Runs[k] = r
+	}
+	return false, nil // the bench keeps no stats
 }
 
 func (st *memStore) StartRun(ctx context.Context, ws, id string, r engine.RunStart) (int, error) {

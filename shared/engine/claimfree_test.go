@@ -129,3 +129,44 @@ func TestClaimFreeTransientError(t *testing.T) {
 		t.Fatalf("journey = %+v, want %+v (attempts from the queue's receive count)", got, want)
 	}
 }
+
+// The run's count moves after the step's record, in a write of its own. When
+// that write fails, the next delivery finds the record, moves the count
+// (once), and sends the children.
+func TestRunMoveAfterRecord(t *testing.T) {
+	h := newHarness(t, map[string]*tunnel.Tunnel{"one": {Entry: "act", Blocks: []tunnel.Block{
+		{ID: "act", Type: "action", Actions: []tunnel.Action{{Type: "add_tags", Tags: []string{"x"}}}, Next: []string{"a", "b"}},
+		{ID: "a", Type: "delay"}, {ID: "b", Type: "delay"},
+	}}})
+	h.startRun("one", "act")
+	o := h.queue.take()[0]
+	h.store.failMove = 1
+	if err := h.process(o, 1); err == nil {
+		t.Fatal("want the failed move's error")
+	}
+	if len(h.store.journeyCopy()) != 1 || len(h.queue.take()) != 0 {
+		t.Fatal("the record stays, and no child may leave before the count moved")
+	}
+	if r := h.store.run("one", ChannelChat); r.Pending != 1 {
+		t.Fatalf("pending = %d before the move", r.Pending)
+	}
+	if err := h.process(o, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.queue.take(); len(got) != 2 {
+		t.Errorf("children sent %d, want 2", len(got))
+	}
+	moves := h.store.moveCalls
+	if err := h.process(o, 3); err != nil { // one more copy: the move is remembered
+		t.Fatal(err)
+	}
+	if h.store.moveCalls != moves {
+		t.Error("a remembered move was tried again")
+	}
+	if r := h.store.run("one", ChannelChat); r.Pending != 2 {
+		t.Errorf("pending = %d, want 2 (two branches, moved once)", r.Pending)
+	}
+	if len(h.tagCalls) != 1 {
+		t.Errorf("the effect ran %d times", len(h.tagCalls))
+	}
+}

@@ -95,6 +95,8 @@ type fakeStore struct {
 	beforePut     func() // runs before PutTimer stores its timer
 	pendingTrace  map[string][]int
 	peekCalls     int
+	moveCalls     int
+	failMove      int // MoveRun calls that fail transiently
 	claimCalls    int
 	releaseCalls  int
 	joinCalls     int
@@ -309,7 +311,39 @@ func (f *fakeStore) ReleaseStep(ctx context.Context, s Step, token string) error
 	return nil
 }
 
-func (f *fakeStore) CompleteStep(ctx context.Context, rec StepRecord, token string, runDelta int) (bool, error) {
+func (f *fakeStore) MoveRun(ctx context.Context, ws, subID string, m RunMove) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.moveCalls++
+	if f.failMove > 0 {
+		f.failMove--
+		return false, errors.New("throttled")
+	}
+	sub, ok := f.subs[subKey(ws, subID)]
+	if !ok {
+		return false, ErrNotFound
+	}
+	k := RunKey(m.Tunnel, m.Channel)
+	r, ok := sub.Runs[k]
+	if !ok || r.Gen != m.Gen || r.Ended || slices.Contains(r.Moved, m.By) {
+		return false, nil
+	}
+	r.Pending += m.Delta
+	r.Moved = append(r.Moved, m.By)
+	ended := false
+	if r.Pending <= 0 {
+		if f.ended == nil {
+			f.ended = map[string]bool{}
+		}
+		f.ended[fmt.Sprintf("%s/%s/%s/%d", subKey(ws, subID), m.Tunnel, m.Channel, m.Gen)] = true
+		r.Ended, r.Moved, ended = true, nil, true
+	}
+	sub.Runs[k] = r
+	f.pendingTrace[k] = append(f.pendingTrace[k], r.Pending)
+	return ended, nil
+}
+
+func (f *fakeStore) CompleteStep(ctx context.Context, rec StepRecord, token string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failComplete > 0 {
@@ -334,16 +368,11 @@ func (f *fakeStore) CompleteStep(ctx context.Context, rec StepRecord, token stri
 	it.rec = rec
 	it.rec.Children = slices.Clone(rec.Children)
 	f.journey = append(f.journey, it.rec)
-	if sub := f.subs[subKey(rec.Step.WS, rec.Step.Sub)]; sub != nil && runDelta != 0 {
-		k := RunKey(rec.Step.Tunnel, rec.Step.Channel)
-		if r, ok := sub.Runs[k]; ok && r.Gen == rec.Step.Gen {
-			r.Pending += runDelta
-			sub.Runs[k] = r
+	if rec.RunDelta == 0 {
+		if sub := f.subs[subKey(rec.Step.WS, rec.Step.Sub)]; sub != nil {
+			k := RunKey(rec.Step.Tunnel, rec.Step.Channel)
+			f.pendingTrace[k] = append(f.pendingTrace[k], sub.Runs[k].Pending)
 		}
-	}
-	if sub := f.subs[subKey(rec.Step.WS, rec.Step.Sub)]; sub != nil {
-		k := RunKey(rec.Step.Tunnel, rec.Step.Channel)
-		f.pendingTrace[k] = append(f.pendingTrace[k], sub.Runs[k].Pending)
 	}
 	return true, nil
 }

@@ -141,6 +141,24 @@ type Run struct {
 	// StartedBy is what began this generation (an event or a step id), so a
 	// retried start finds its own generation instead of making another.
 	StartedBy string `dynamodbav:"started_by"`
+	// Moved lists the steps whose move of Pending this generation remembers
+	// (MoveRun applies each once); Ended says the generation was marked
+	// ended. Both are kept beside the run, not in it.
+	Moved []string `dynamodbav:"-"`
+	Ended bool     `dynamodbav:"-"`
+}
+
+// RunMove moves a run's pending count for a finished step, once per step.
+type RunMove struct {
+	Tunnel  string
+	Channel string
+	Gen     int
+	By      string // the step's id: a repeat of the move changes nothing
+	Delta   int
+	// Seen is the run as the step read it, when known. If its count plus
+	// Delta is 0 the run ends with this move, and the end is marked in the
+	// same write (it still is, apart, when the guess was wrong).
+	Seen *Run
 }
 
 // Status of a run as the client card shows it.
@@ -203,6 +221,9 @@ type StepRecord struct {
 	FinishedAt time.Time
 	Detail     map[string]any
 	Children   []Outgoing
+	// RunDelta is how the step moves its run's pending count (MoveRun), kept
+	// so a delivery that finds the step recorded can finish the move.
+	RunDelta int
 }
 
 // ClaimState is what ClaimStep found.

@@ -27,10 +27,14 @@ type Store interface {
 	// retry need not wait for the lease to run out.
 	ReleaseStep(ctx context.Context, s Step, token string) error
 	// CompleteStep records the outcome if token still owns the step (an
-	// empty token: if the step has no record yet) and moves the run's
-	// pending count by runDelta (when the run is still generation
-	// rec.Step.Gen). It reports false when another invocation completed it.
-	CompleteStep(ctx context.Context, rec StepRecord, token string, runDelta int) (bool, error)
+	// empty token: if the step has no record yet). It reports false when
+	// another invocation completed it.
+	CompleteStep(ctx context.Context, rec StepRecord, token string) (bool, error)
+	// MoveRun moves a run's pending count by m.Delta, once per step (m.By),
+	// when the run is still generation m.Gen and not ended. ended reports
+	// that this move brought the count to 0 and marked the generation ended
+	// (see EndRun).
+	MoveRun(ctx context.Context, ws, sub string, m RunMove) (ended bool, err error)
 	// StartRun begins a new generation of a run, once per r.By.
 	StartRun(ctx context.Context, ws, sub string, r RunStart) (gen int, err error)
 	// AddStop records a STOP marker for a tunnel.

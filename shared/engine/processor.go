@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -206,6 +207,9 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	}
 	switch claim.State {
 	case Completed:
+		if err := p.finishMove(ctx, s, sub, claim.Record); err != nil {
+			return err
+		}
 		// A duplicate: no effect again, but make sure the children were sent
 		// (the first delivery may have died between its record and its
 		// enqueue). A child already claimed was sent: sending it again would
@@ -263,7 +267,8 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 			delta++
 		}
 	}
-	ok, err := p.Store.CompleteStep(ctx, rec, claim.Token, delta)
+	rec.RunDelta = delta
+	ok, err := p.Store.CompleteStep(ctx, rec, claim.Token)
 	if err != nil {
 		release()
 		return fmt.Errorf("complete step: %w", err)
@@ -276,9 +281,43 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 		}
 		return nil
 	}
+	// The run's count moves after the record, in a write of its own (half
+	// the price of one transaction over both): a crash in between leaves the
+	// record, and the next delivery finds it and finishes the move.
+	ended := false
+	if delta != 0 {
+		seen := sub.Runs[RunKey(s.Tunnel, s.Channel)]
+		ended, err = p.Store.MoveRun(ctx, s.WS, s.Sub, RunMove{
+			Tunnel: s.Tunnel, Channel: s.Channel, Gen: s.Gen, By: s.ID, Delta: delta, Seen: &seen,
+		})
+		if err != nil {
+			return fmt.Errorf("move the run's count: %w", err)
+		}
+	}
 	log.Info("step", "type", rec.Type, "status", rec.Status, "reason", rec.Reason, "children", len(children))
-	p.countStep(ctx, s, sub, rec, out, children, delta)
+	p.countStep(ctx, s, sub, rec, out, children, ended)
 	return p.emit(ctx, now, children)
+}
+
+// finishMove moves the run's count for a recorded step whose delivery died
+// before it did (nothing when the move is remembered, the run went on to
+// another generation, or it ended).
+func (p *Processor) finishMove(ctx context.Context, s Step, sub *Subscriber, rec *StepRecord) error {
+	if rec == nil || rec.RunDelta == 0 {
+		return nil
+	}
+	r, ok := sub.Runs[RunKey(s.Tunnel, s.Channel)]
+	if !ok || r.Gen != s.Gen || r.Ended || slices.Contains(r.Moved, s.ID) {
+		return nil
+	}
+	ended, err := p.Store.MoveRun(ctx, s.WS, s.Sub, RunMove{Tunnel: s.Tunnel, Channel: s.Channel, Gen: s.Gen, By: s.ID, Delta: rec.RunDelta})
+	if err != nil {
+		return fmt.Errorf("move the run's count: %w", err)
+	}
+	if ended && p.Stats != nil {
+		p.Stats.Count(s.WS, s.Tunnel, map[string]int64{"ended": 1})
+	}
+	return nil
 }
 
 // tunnel reads the step's tunnel (nil when it was deleted). When a cached copy

@@ -714,7 +714,7 @@ func TestProcessorStartAndStop(t *testing.T) {
 	}
 	wantRun := Run{Tunnel: "other", Channel: ChannelChat, Gen: 1, Recorded: false, Pending: 1,
 		StartedAt: t0.Add(time.Second), StartedBy: root.ID}
-	if r := h.store.run("other", ChannelChat); r != wantRun {
+	if r := h.store.run("other", ChannelChat); !reflect.DeepEqual(r, wantRun) {
 		t.Fatalf("other's run = %+v, want %+v", r, wantRun)
 	}
 	if det := h.store.journeyCopy()[0].Detail; !reflect.DeepEqual(det, map[string]any{
@@ -1019,15 +1019,25 @@ func TestFakeStoreContract(t *testing.T) {
 	if c1.State != Claimed || c1.Attempts != 1 || c2.State != Busy {
 		t.Fatalf("claims: %+v %+v", c1, c2)
 	}
-	if ok, _ := f.CompleteStep(ctx, StepRecord{Step: s}, "wrong", 0); ok {
+	if ok, _ := f.CompleteStep(ctx, StepRecord{Step: s}, "wrong"); ok {
 		t.Fatal("completed with a foreign token")
 	}
-	if ok, _ := f.CompleteStep(ctx, StepRecord{Step: s, Status: StatusDone}, c1.Token, 0); !ok {
+	if ok, _ := f.CompleteStep(ctx, StepRecord{Step: s, Status: StatusDone}, c1.Token); !ok {
 		t.Fatal("could not complete with the owner's token")
 	}
 	c3, _ := f.ClaimStep(ctx, s, t0.Add(time.Hour), t0.Add(2*time.Hour))
 	if c3.State != Completed || c3.Record.Status != StatusDone {
 		t.Fatalf("claim after completion: %+v", c3)
+	}
+	f.putSubscriber(&Subscriber{ID: testSub, WS: testWS, Runs: map[string]Run{"t#chat": {Tunnel: "t", Channel: ChannelChat, Gen: 1, Pending: 1}}})
+	m := RunMove{Tunnel: "t", Channel: ChannelChat, Gen: 1, By: "x", Delta: 1}
+	for i := range 2 {
+		if ended, _ := f.MoveRun(ctx, testWS, testSub, m); ended || f.run("t", ChannelChat).Pending != 2 {
+			t.Fatalf("move #%d: ended %v, run %+v; want pending 2 (moved once)", i+1, ended, f.run("t", ChannelChat))
+		}
+	}
+	if ended, _ := f.MoveRun(ctx, testWS, testSub, RunMove{Tunnel: "t", Channel: ChannelChat, Gen: 1, By: "y", Delta: -2}); !ended {
+		t.Fatal("a move to 0 must end the run")
 	}
 	r1, _ := f.JoinBlock(ctx, testWS, testSub, "j", "a", 2, "sa")
 	r2, _ := f.JoinBlock(ctx, testWS, testSub, "j", "a", 2, "sa")

@@ -25,7 +25,7 @@ type StatsSink interface {
 var statusKey = map[string]string{StatusDone: "d#", StatusSkipped: "s#", StatusFailed: "f#"}
 
 // countStep counts a finished step s, its outcome and its children.
-func (p *Processor) countStep(ctx context.Context, s Step, sub *Subscriber, rec StepRecord, out Outcome, children []Outgoing, delta int) {
+func (p *Processor) countStep(ctx context.Context, s Step, sub *Subscriber, rec StepRecord, out Outcome, children []Outgoing, ended bool) {
 	if p.Stats == nil {
 		return
 	}
@@ -60,15 +60,16 @@ func (p *Processor) countStep(ctx context.Context, s Step, sub *Subscriber, rec 
 			add(m, "runs", 1) // the first step of another run (START, an email run)
 		}
 	}
-	key := RunKey(s.Tunnel, s.Channel)
-	superseded := sub.Runs[key].Gen > s.Gen
-	if delta < 0 || superseded {
-		ended, err := p.Store.EndRun(ctx, s.WS, s.Sub, s.Tunnel, s.Channel, s.Gen, superseded)
+	if sub.Runs[RunKey(s.Tunnel, s.Channel)].Gen > s.Gen {
+		// A later generation replaced this one: it ends here, once.
+		superseded, err := p.Store.EndRun(ctx, s.WS, s.Sub, s.Tunnel, s.Channel, s.Gen, true)
 		if err != nil {
 			p.log().Warn("count the run's end", "error", err)
-		} else if ended {
-			add(own, "ended", 1)
 		}
+		ended = ended || superseded
+	}
+	if ended {
+		add(own, "ended", 1)
 	}
 	p.Stats.Count(s.WS, s.Tunnel, own)
 	for t, m := range others {

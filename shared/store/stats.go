@@ -137,14 +137,17 @@ func (st *Store) EndRun(ctx context.Context, ws, sub, tunnel, channel string, ge
 	cond := "NOT contains(#ended, :g)"
 	names := map[string]string{"#ended": "ended#" + engine.RunKey(tunnel, channel)}
 	vals := map[string]types.AttributeValue{":g": n(int64(gen)), ":gs": &types.AttributeValueMemberNS{Value: []string{strconv.Itoa(gen)}}}
+	expr := "ADD #ended :gs"
 	if !superseded {
 		cond += " AND #r.gen = :g AND #r.pending <= :zero"
 		names["#r"] = runPrefix + engine.RunKey(tunnel, channel)
+		names["#moved"] = movedPrefix + engine.RunKey(tunnel, channel)
 		vals[":zero"] = n(0)
+		expr += " REMOVE #moved" // an ended generation moves no more
 	}
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
-		UpdateExpression:          aws.String("ADD #ended :gs"),
+		UpdateExpression:          aws.String(expr),
 		ConditionExpression:       aws.String("attribute_exists(pk) AND " + cond),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: vals,

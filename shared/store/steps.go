@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -119,6 +121,8 @@ func decodeSubscriber(ws string, item map[string]types.AttributeValue) (*engine.
 				return nil, fmt.Errorf("subscriber %s %s: %w", sub.ID, name, err)
 			}
 			sub.Stops[strings.TrimPrefix(name, stopPrefix)] = ms
+		case strings.HasPrefix(name, movedPrefix), strings.HasPrefix(name, "ended#"):
+			// read below, once the runs are known
 		case strings.HasPrefix(name, waitPrefix):
 			var w engine.Wait
 			if err := attributevalue.Unmarshal(v, &w); err != nil {
@@ -129,6 +133,15 @@ func decodeSubscriber(ws string, item map[string]types.AttributeValue) (*engine.
 			}
 			sub.Waits[strings.TrimPrefix(name, waitPrefix)] = w
 		}
+	}
+	for k, r := range sub.Runs {
+		if v, ok := item[movedPrefix+k].(*types.AttributeValueMemberSS); ok {
+			r.Moved = v.Value
+		}
+		if v, ok := item["ended#"+k].(*types.AttributeValueMemberNS); ok {
+			r.Ended = slices.Contains(v.Value, strconv.Itoa(r.Gen))
+		}
+		sub.Runs[k] = r
 	}
 	sub.Timezone = str(item, "timezone")
 	if tz, ok := sub.Fields["timezone"].(string); ok && sub.Timezone == "" {
@@ -237,7 +250,7 @@ func (st *Store) ReleaseStep(ctx context.Context, step engine.Step, token string
 // CompleteStep records a step's outcome and, atomically with it, moves the
 // run's pending count. Only a change of the count needs the transaction; the
 // common single-child step is one conditional write.
-func (st *Store) CompleteStep(ctx context.Context, rec engine.StepRecord, token string, runDelta int) (bool, error) {
+func (st *Store) CompleteStep(ctx context.Context, rec engine.StepRecord, token string) (bool, error) {
 	step := rec.Step
 	children, err := json.Marshal(rec.Children)
 	if err != nil {
@@ -259,7 +272,7 @@ func (st *Store) CompleteStep(ctx context.Context, rec engine.StepRecord, token 
 		// a record writes no index entry and costs one write unit.
 		UpdateExpression: aws.String("SET #st = :st, #reason = :reason, #detail = :detail, #children = :children, " +
 			"#fin = :fin, #ty = :type, #tunnel = :tunnel, #channel = :channel, #gen = :gen, " +
-			"#block = :block, #act = :action REMOVE #tok, #lease"),
+			"#block = :block, #act = :action, run_delta = :delta REMOVE #tok, #lease"),
 		ConditionExpression: aws.String("#tok = :tok"),
 		ExpressionAttributeNames: map[string]string{
 			"#st": "status", "#tok": "token", "#ty": "type", "#act": "action", "#reason": "reason",
@@ -270,7 +283,7 @@ func (st *Store) CompleteStep(ctx context.Context, rec engine.StepRecord, token 
 			":st": s(rec.Status), ":reason": s(rec.Reason), ":detail": detail, ":children": s(string(children)),
 			":fin": s(ts(rec.FinishedAt)), ":type": s(rec.Type),
 			":tunnel": s(step.Tunnel), ":channel": s(step.Channel), ":gen": n(int64(step.Gen)),
-			":block": s(step.Block), ":action": n(int64(step.Action)), ":tok": s(token),
+			":block": s(step.Block), ":action": n(int64(step.Action)), ":tok": s(token), ":delta": n(int64(rec.RunDelta)),
 		},
 	}
 	if token == "" {
@@ -287,37 +300,81 @@ func (st *Store) CompleteStep(ctx context.Context, rec engine.StepRecord, token 
 			stepUpdate.ExpressionAttributeValues[k] = v
 		}
 	}
-	if runDelta == 0 {
-		return st.updateOwned(ctx, stepUpdate)
-	}
-	runAttr := runPrefix + engine.RunKey(step.Tunnel, step.Channel)
-	_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Update: &stepUpdate},
-		{Update: &types.Update{
-			TableName:                aws.String(st.table),
-			Key:                      key(subPK(step.WS, step.Sub), profileSK),
-			UpdateExpression:         aws.String("SET #r.pending = #r.pending + :d"),
-			ConditionExpression:      aws.String("#r.gen = :gen"),
-			ExpressionAttributeNames: map[string]string{"#r": runAttr},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":d": n(int64(runDelta)), ":gen": n(int64(step.Gen)),
-			},
-		}},
-	}})
-	if err == nil {
-		return true, nil
-	}
-	var tc *types.TransactionCanceledException
-	if errors.As(err, &tc) && len(tc.CancellationReasons) == 2 {
-		if aws.ToString(tc.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
-			return false, nil // another invocation owns or finished the step
+	return st.updateOwned(ctx, stepUpdate)
+}
+
+// movedPrefix names the set of steps whose move of a run's count the run
+// remembers (MoveRun), beside the run: "moved#<tunnel>#<channel>".
+const movedPrefix = "moved#"
+
+// maxMoved bounds that set: past it, the set starts again from the newest
+// move. A move is repeated only by a delivery of its step that died between
+// the move and its acknowledgement, minutes later at most, by when a run
+// has not made a hundred more.
+const maxMoved = 100
+
+// MoveRun moves a run's pending count for a recorded step, once per step,
+// in one conditional write on the profile (not a transaction with the
+// record: half the write units). When the step's view of the run says the
+// count reaches 0, the end is marked in the same write; otherwise a move
+// that leaves 0 marks it next (EndRun).
+func (st *Store) MoveRun(ctx context.Context, ws, sub string, m engine.RunMove) (bool, error) {
+	rk := engine.RunKey(m.Tunnel, m.Channel)
+	names := map[string]string{"#r": runPrefix + rk, "#moved": movedPrefix + rk, "#ended": "ended#" + rk}
+	cond := "#r.gen = :gen AND NOT contains(#moved, :by) AND NOT contains(#ended, :gen)"
+	seen := m.Seen
+	for attempt := 0; ; attempt++ {
+		vals := map[string]types.AttributeValue{":gen": n(int64(m.Gen)), ":by": s(m.By)}
+		in := &dynamodb.UpdateItemInput{
+			TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
+			ExpressionAttributeNames: names, ExpressionAttributeValues: vals,
 		}
-		if aws.ToString(tc.CancellationReasons[1].Code) == "ConditionalCheckFailed" {
-			// The run moved on to a newer generation: its count is not ours.
-			return st.updateOwned(ctx, stepUpdate)
+		fold := seen != nil && seen.Gen == m.Gen && seen.Pending+m.Delta == 0
+		if !fold {
+			vals[":d"], vals[":bys"] = n(int64(m.Delta)), &types.AttributeValueMemberSS{Value: []string{m.By}}
 		}
+		switch {
+		case fold:
+			// The last move of the run: the count, the end, and the moves it
+			// no longer needs to remember, in one write.
+			in.UpdateExpression = aws.String("SET #r.pending = :zero ADD #ended :gens REMOVE #moved")
+			in.ConditionExpression = aws.String(cond + " AND #r.pending = :seen")
+			vals[":zero"], vals[":seen"] = n(0), n(int64(seen.Pending))
+			vals[":gens"] = &types.AttributeValueMemberNS{Value: []string{strconv.Itoa(m.Gen)}}
+		case seen != nil && len(seen.Moved) >= maxMoved:
+			in.UpdateExpression = aws.String("SET #r.pending = #r.pending + :d, #moved = :bys")
+			in.ConditionExpression = aws.String(cond)
+			in.ReturnValues = types.ReturnValueUpdatedNew
+		default:
+			in.UpdateExpression = aws.String("SET #r.pending = #r.pending + :d ADD #moved :bys")
+			in.ConditionExpression = aws.String(cond)
+			in.ReturnValues = types.ReturnValueUpdatedNew
+		}
+		out, err := st.db.UpdateItem(ctx, in)
+		if err == nil {
+			if fold {
+				return true, nil
+			}
+			if r, ok := out.Attributes[runPrefix+rk].(*types.AttributeValueMemberM); ok && num(r.Value, "pending") <= 0 {
+				return st.EndRun(ctx, ws, sub, m.Tunnel, m.Channel, m.Gen, false)
+			}
+			return false, nil
+		}
+		if !isConditionFailed(err) {
+			return false, err
+		}
+		// Moved already, ended, another generation, or (folding) the count
+		// was not what the step saw: look, and move it plainly in that case.
+		cur, err := st.Subscriber(ctx, ws, sub)
+		if err != nil {
+			return false, err
+		}
+		r, ok := cur.Runs[rk]
+		if !ok || r.Gen != m.Gen || r.Ended || slices.Contains(r.Moved, m.By) || attempt > 0 {
+			return false, nil
+		}
+		seen = &r
 	}
-	return false, err
 }
 
 func (st *Store) updateOwned(ctx context.Context, u types.Update) (bool, error) {
@@ -399,9 +456,9 @@ func (st *Store) StartRun(ctx context.Context, ws, sub string, r engine.RunStart
 		items := []types.TransactWriteItem{
 			{Update: &types.Update{
 				TableName: aws.String(st.table), Key: key(subPK(ws, sub), profileSK),
-				UpdateExpression:          aws.String("SET #r = :run, updated_at = :now"),
+				UpdateExpression:          aws.String("SET #r = :run, updated_at = :now REMOVE #moved"),
 				ConditionExpression:       aws.String(cond),
-				ExpressionAttributeNames:  map[string]string{"#r": attr},
+				ExpressionAttributeNames:  map[string]string{"#r": attr, "#moved": movedPrefix + engine.RunKey(r.Tunnel, r.Channel)},
 				ExpressionAttributeValues: vals,
 			}},
 			{Put: &types.Put{TableName: aws.String(st.table), Item: starterItem, ConditionExpression: aws.String("attribute_not_exists(pk)")}},

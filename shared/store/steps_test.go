@@ -68,7 +68,7 @@ func TestClaimStep(t *testing.T) {
 
 	// The first owner's token is stale now.
 	rec := engine.StepRecord{Step: step, Type: "message", Status: engine.StatusDone, StartedAt: t0, FinishedAt: t0.Add(time.Second)}
-	if ok, err := st.CompleteStep(ctx, rec, c1.Token, 0); err != nil || ok {
+	if ok, err := st.CompleteStep(ctx, rec, c1.Token); err != nil || ok {
 		t.Errorf("CompleteStep(stale token) = %v, %v; want false", ok, err)
 	}
 	if c := claim(t, st, step, at2.Add(time.Second), lease); c.State != engine.Busy {
@@ -91,7 +91,7 @@ func TestClaimStep(t *testing.T) {
 		t.Fatalf("claim after release = %+v, want Claimed, attempt 3", c3)
 	}
 	sameTime(t, "third claim first_at", c3.FirstAt, t0)
-	if ok, err := st.CompleteStep(ctx, rec, c2.Token, 0); err != nil || ok {
+	if ok, err := st.CompleteStep(ctx, rec, c2.Token); err != nil || ok {
 		t.Errorf("CompleteStep(released token) = %v, %v; want false", ok, err)
 	}
 
@@ -111,10 +111,10 @@ func TestClaimStep(t *testing.T) {
 				Hold: &engine.Hold{Join: "j1", Actions: []string{"b4", "b5"}, Then: []string{"b6"}}}},
 		},
 	}
-	if ok, err := st.CompleteStep(ctx, rec, c3.Token, 0); err != nil || !ok {
+	if ok, err := st.CompleteStep(ctx, rec, c3.Token); err != nil || !ok {
 		t.Fatalf("CompleteStep = %v, %v; want true", ok, err)
 	}
-	if ok, err := st.CompleteStep(ctx, rec, c3.Token, 0); err != nil || ok {
+	if ok, err := st.CompleteStep(ctx, rec, c3.Token); err != nil || ok {
 		t.Errorf("CompleteStep(again) = %v, %v; want false", ok, err)
 	}
 	if err := st.ReleaseStep(ctx, step, c3.Token); err != nil {
@@ -143,7 +143,7 @@ func TestClaimStep(t *testing.T) {
 	// A step without detail or children.
 	plain := testStep(ws, sub, "s2")
 	c := claim(t, st, plain, t0, lease)
-	if ok, err := st.CompleteStep(ctx, engine.StepRecord{Step: plain, Type: "tags", Status: engine.StatusSkipped, Reason: "no tags", StartedAt: t0, FinishedAt: t0}, c.Token, 0); err != nil || !ok {
+	if ok, err := st.CompleteStep(ctx, engine.StepRecord{Step: plain, Type: "tags", Status: engine.StatusSkipped, Reason: "no tags", StartedAt: t0, FinishedAt: t0}, c.Token); err != nil || !ok {
 		t.Fatalf("CompleteStep(plain) = %v, %v", ok, err)
 	}
 	done = claim(t, st, plain, t0.Add(time.Minute), lease)
@@ -171,85 +171,104 @@ func runOf(t *testing.T, st *Store, ws, sub, tunnelID string) engine.Run {
 	return mustSubscriber(t, st, ws, sub).Runs[engine.RunKey(tunnelID, engine.ChannelChat)]
 }
 
-func TestCompleteStepRunDelta(t *testing.T) {
+// MoveRun moves a run's count once per step, folds the run's end into the
+// last move when the step saw the count, and moves nothing for an ended or
+// replaced generation.
+func TestMoveRun(t *testing.T) {
 	st, _, ws := newStore(t)
 	ctx := t.Context()
 	sub := newSubscriber(t, st, ws, "1")
 	if gen := startRun(t, st, ws, sub, engine.RunStart{Tunnel: "webinar", Channel: engine.ChannelChat, By: "ev1", At: t0, Pending: 1}); gen != 1 {
 		t.Fatalf("gen = %d, want 1", gen)
 	}
-	complete := func(id string, gen, delta int, stale bool) bool {
+	move := func(by string, gen, delta int, seen bool) bool {
 		t.Helper()
-		step := testStep(ws, sub, id)
-		step.Gen = gen
-		c := claim(t, st, step, t0, time.Minute)
-		if c.State != engine.Claimed {
-			t.Fatalf("claim %s = %+v", id, c)
+		m := engine.RunMove{Tunnel: "webinar", Channel: engine.ChannelChat, Gen: gen, By: by, Delta: delta}
+		if seen {
+			r := runOf(t, st, ws, sub, "webinar")
+			m.Seen = &r
 		}
-		tok := c.Token
-		if stale {
-			tok = "stale"
-		}
-		ok, err := st.CompleteStep(ctx, engine.StepRecord{Step: step, Type: "message", Status: engine.StatusDone, StartedAt: t0, FinishedAt: t0}, tok, delta)
+		ended, err := st.MoveRun(ctx, ws, sub, m)
 		if err != nil {
-			t.Fatalf("CompleteStep(%s): %v", id, err)
+			t.Fatalf("MoveRun(%s): %v", by, err)
 		}
-		return ok
+		return ended
 	}
+	pending := func(want int, why string) {
+		t.Helper()
+		if r := runOf(t, st, ws, sub, "webinar"); r.Pending != want {
+			t.Errorf("%s: pending %d, want %d (run %+v)", why, r.Pending, want, r)
+		}
+	}
+	// One step, two children: +1, once however often it is asked.
+	for range 3 {
+		if move("s1", 1, 1, true) {
+			t.Fatal("a move to 2 ended the run")
+		}
+	}
+	pending(2, "after s1")
+	if r := runOf(t, st, ws, sub, "webinar"); !slices.Equal(r.Moved, []string{"s1"}) || r.Ended {
+		t.Errorf("run = %+v, want s1 remembered, not ended", r)
+	}
+	// A wrong guess (another branch moved since the step read the run): the
+	// end is not folded in, and the count is moved plainly.
+	stale := runOf(t, st, ws, sub, "webinar")
+	stale.Pending = 1
+	if ended, err := st.MoveRun(ctx, ws, sub, engine.RunMove{Tunnel: "webinar", Channel: engine.ChannelChat, Gen: 1, By: "s2", Delta: -1, Seen: &stale}); err != nil || ended {
+		t.Fatalf("MoveRun(wrong guess) = %v, %v; want a plain move", ended, err)
+	}
+	pending(1, "after s2")
+	// The last branch ends, folded into its move.
+	if !move("s3", 1, -1, true) {
+		t.Fatal("the last move did not end the run")
+	}
+	pending(0, "after s3")
+	if r := runOf(t, st, ws, sub, "webinar"); !r.Ended || len(r.Moved) != 0 {
+		t.Errorf("run = %+v, want ended with no moves remembered", r)
+	}
+	if ended, err := st.EndRun(ctx, ws, sub, "webinar", engine.ChannelChat, 1, false); err != nil || ended {
+		t.Errorf("EndRun after a folded end = %v, %v; want false (ended once)", ended, err)
+	}
+	// An ended generation moves no more (a late copy of s1 included).
+	if move("s4", 1, 1, false) || move("s1", 1, 1, false) {
+		t.Error("a move of an ended generation ended it again")
+	}
+	pending(0, "after moves of an ended run")
 
-	// One step done, two children: 1 - 1 + 2.
-	if !complete("s1", 1, 1, false) {
-		t.Fatal("CompleteStep(s1) = false")
-	}
-	if r := runOf(t, st, ws, sub, "webinar"); r.Pending != 2 || r.Gen != 1 {
-		t.Errorf("run after +1 = %+v, want pending 2", r)
-	}
-	// A stale token moves nothing: not the step, not the count.
-	if complete("s2", 1, 5, true) {
-		t.Error("CompleteStep(stale token) = true")
-	}
-	if r := runOf(t, st, ws, sub, "webinar"); r.Pending != 2 {
-		t.Errorf("run after a stale completion = %+v, want pending 2", r)
-	}
-	if c := claim(t, st, testStep(ws, sub, "s2"), t0.Add(time.Second), time.Minute); c.State != engine.Busy {
-		t.Errorf("s2 after a stale completion = %+v, want still Busy", c)
-	}
-	if !complete("s3", 1, -2, false) {
-		t.Fatal("CompleteStep(s3) = false")
-	}
-	if r := runOf(t, st, ws, sub, "webinar"); r.Pending != 0 {
-		t.Errorf("run after -2 = %+v, want pending 0", r)
-	}
-
-	// The run moves to generation 2; a late step of generation 1 completes
-	// but does not touch generation 2's count.
+	// Generation 2: what generation 1 remembered is gone, and its late
+	// steps move nothing.
 	if gen := startRun(t, st, ws, sub, engine.RunStart{Tunnel: "webinar", Channel: engine.ChannelChat, By: "ev2", At: t0.Add(time.Minute), Pending: 1}); gen != 2 {
 		t.Fatalf("gen = %d, want 2", gen)
 	}
-	if !complete("s4", 1, -1, false) {
-		t.Error("CompleteStep(old generation) = false, want true")
+	move("late", 1, -1, false)
+	pending(1, "generation 2 after a late step of generation 1")
+	move("g2a", 2, 1, false)
+	// A plain move to 0 (the step did not see the run) ends it too.
+	if !move("g2b", 2, -2, false) {
+		t.Error("a plain move to 0 did not end the run")
 	}
-	if r := runOf(t, st, ws, sub, "webinar"); r.Pending != 1 || r.Gen != 2 {
-		t.Errorf("run after an old generation's completion = %+v, want gen 2, pending 1", r)
+	pending(0, "generation 2 at its end")
+	// A run that remembers maxMoved moves starts the set again.
+	if gen := startRun(t, st, ws, sub, engine.RunStart{Tunnel: "webinar", Channel: engine.ChannelChat, By: "ev3", At: t0.Add(2 * time.Minute), Pending: 5}); gen != 3 {
+		t.Fatalf("gen = %d, want 3", gen)
 	}
-	if c := claim(t, st, testStep(ws, sub, "s4"), t0.Add(time.Hour), time.Minute); c.State != engine.Completed {
-		t.Errorf("s4 = %+v, want Completed", c)
+	move("g3a", 3, 1, false)
+	full := runOf(t, st, ws, sub, "webinar")
+	for i := range maxMoved {
+		full.Moved = append(full.Moved, fmt.Sprintf("old%d", i))
 	}
-	if !complete("s5", 2, -1, false) {
-		t.Error("CompleteStep(s5) = false")
+	if _, err := st.MoveRun(ctx, ws, sub, engine.RunMove{Tunnel: "webinar", Channel: engine.ChannelChat, Gen: 3, By: "g3b", Delta: 1, Seen: &full}); err != nil {
+		t.Fatal(err)
 	}
-	if r := runOf(t, st, ws, sub, "webinar"); r.Pending != 0 || r.Gen != 2 {
-		t.Errorf("run after the current generation's completion = %+v, want gen 2, pending 0", r)
+	if r := runOf(t, st, ws, sub, "webinar"); r.Pending != 7 || !slices.Equal(r.Moved, []string{"g3b"}) {
+		t.Errorf("after a move past maxMoved: %+v, want pending 7 and only g3b remembered", r)
 	}
-	// A run that does not exist: the step completes, nothing else happens.
-	other := testStep(ws, sub, "s6")
-	other.Tunnel = "never-started"
-	c := claim(t, st, other, t0, time.Minute)
-	if ok, err := st.CompleteStep(ctx, engine.StepRecord{Step: other, Status: engine.StatusDone, StartedAt: t0, FinishedAt: t0}, c.Token, 1); err != nil || !ok {
-		t.Errorf("CompleteStep(no run) = %v, %v; want true", ok, err)
+	// A run that does not exist: nothing happens.
+	if ended, err := st.MoveRun(ctx, ws, sub, engine.RunMove{Tunnel: "never-started", Channel: engine.ChannelChat, Gen: 1, By: "x", Delta: 1}); err != nil || ended {
+		t.Errorf("MoveRun(no run) = %v, %v", ended, err)
 	}
 	if _, ok := mustSubscriber(t, st, ws, sub).Runs[engine.RunKey("never-started", engine.ChannelChat)]; ok {
-		t.Error("completing a step of a run that does not exist made the run")
+		t.Error("moving a run that does not exist made it")
 	}
 }
 
@@ -263,7 +282,7 @@ func TestJourney(t *testing.T) {
 		started := t0.Add(time.Duration(i) * time.Second)
 		c := claim(t, st, step, started, time.Minute)
 		rec := engine.StepRecord{Step: step, Type: "message", Status: engine.StatusDone, Reason: fmt.Sprint(i), StartedAt: started, FinishedAt: started.Add(time.Millisecond)}
-		if ok, err := st.CompleteStep(ctx, rec, c.Token, 0); err != nil || !ok {
+		if ok, err := st.CompleteStep(ctx, rec, c.Token); err != nil || !ok {
 			t.Fatalf("CompleteStep(s%d) = %v, %v", i, ok, err)
 		}
 	}
@@ -331,7 +350,7 @@ func TestStartRun(t *testing.T) {
 	got := runOf(t, st, ws, sub, "webinar")
 	sameTime(t, "run started_at", got.StartedAt, t0)
 	got.StartedAt = time.Time{}
-	if want := (engine.Run{Tunnel: "webinar", Channel: engine.ChannelChat, Gen: 1, Recorded: true, Pending: 1, StartedBy: "event:ev1"}); got != want {
+	if want := (engine.Run{Tunnel: "webinar", Channel: engine.ChannelChat, Gen: 1, Recorded: true, Pending: 1, StartedBy: "event:ev1"}); !reflect.DeepEqual(got, want) {
 		t.Errorf("run = %+v, want %+v", got, want)
 	}
 	if n := subscribers(); n != 1 {
@@ -808,15 +827,11 @@ func TestClaimFreeCompletion(t *testing.T) {
 		t.Fatalf("PeekStep(new) = %+v, want Claimed without a token", c)
 	}
 	rec := engine.StepRecord{Step: step, Type: "add_tags", Status: engine.StatusDone, Attempts: 2, StartedAt: t0, FinishedAt: t0.Add(time.Millisecond)}
-	// The leaf of its branch: the run's count goes to 0 in the same write.
 	for i, want := range []bool{true, false} {
-		ok, err := st.CompleteStep(ctx, rec, "", -1)
+		ok, err := st.CompleteStep(ctx, rec, "")
 		if err != nil || ok != want {
 			t.Fatalf("CompleteStep #%d = %v, %v; want %v", i+1, ok, err, want)
 		}
-	}
-	if r := runOf(t, st, ws, sub, "webinar"); r.Pending != 0 {
-		t.Errorf("pending = %d, want 0: moved once", r.Pending)
 	}
 	c := peek(t0.Add(time.Hour))
 	if c.State != engine.Completed || c.Record == nil || c.Record.Attempts != 2 || c.Record.Type != "add_tags" {
@@ -834,7 +849,7 @@ func TestClaimFreeCompletion(t *testing.T) {
 		t.Errorf("PeekStep(claimed) = %+v, %v; want Busy", c, err)
 	}
 	late := engine.StepRecord{Step: held, Status: engine.StatusDone, StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(time.Second)}
-	if ok, err := st.CompleteStep(ctx, late, "", 0); err != nil || ok {
+	if ok, err := st.CompleteStep(ctx, late, ""); err != nil || ok {
 		t.Errorf("CompleteStep(no token, live claim) = %v, %v; want false", ok, err)
 	}
 	// Once the claim's lease ran out, the step is free again.
@@ -843,7 +858,7 @@ func TestClaimFreeCompletion(t *testing.T) {
 		t.Errorf("PeekStep(expired claim) = %+v, %v; want Claimed", c, err)
 	}
 	late.StartedAt = after
-	if ok, err := st.CompleteStep(ctx, late, "", 0); err != nil || !ok {
+	if ok, err := st.CompleteStep(ctx, late, ""); err != nil || !ok {
 		t.Errorf("CompleteStep(no token, expired claim) = %v, %v; want true", ok, err)
 	}
 }
