@@ -79,7 +79,7 @@ func NextAction(t *tunnel.Tunnel, s Step) Outgoing {
 	child := s
 	child.ID = DeriveID(s.ID, "action", strconv.Itoa(s.Action+1))
 	child.Action = s.Action + 1
-	child.Due = nil
+	child.Due, child.Wait = nil, nil
 	child.Spin = s.Spin + 1
 	return Outgoing{Kind: StepKind(t, child), Step: child}
 }

@@ -68,7 +68,7 @@ func TestClaimFreeStepIsOneWrite(t *testing.T) {
 		t.Fatalf("the effect ran %d times, want once", len(h.tagCalls))
 	}
 	again := h.queue.take()
-	if len(again) != 1 || again[0].Step.ID != child || again[0].Step.Due == nil || !again[0].Step.Due.Equal(t0.Add(time.Minute+ResendDelay)) {
+	if len(again) != 1 || again[0].Step.ID != child || again[0].Step.Wait == nil || !again[0].Step.Wait.Equal(t0.Add(time.Minute+ResendDelay)) {
 		t.Fatalf("re-sent children = %+v", again)
 	}
 	if len(h.store.journeyCopy()) != 1 {

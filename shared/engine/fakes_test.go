@@ -448,10 +448,10 @@ func (f *fakeStore) PutTimer(ctx context.Context, o Outgoing) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if o.Step.Due == nil {
+	if o.Step.NotBefore() == nil {
 		return errors.New("timer without due time")
 	}
-	due := o.Step.Due.UTC()
+	due := o.Step.NotBefore().UTC()
 	b := due.Truncate(time.Minute)
 	sk := due.Format(time.RFC3339Nano) + "#" + o.Step.ID
 	f.timers[b.Format(time.RFC3339)+"|"+sk] = timerItem{bucket: b, sk: sk, o: o}
@@ -578,8 +578,8 @@ func (q *fakeQueue) next() (Outgoing, time.Time, bool) {
 		return Outgoing{}, time.Time{}, false
 	}
 	ready := func(s sent) time.Time {
-		if s.o.Step.Due != nil && s.o.Step.Due.After(s.now) {
-			return *s.o.Step.Due
+		if d := s.o.Step.NotBefore(); d != nil && d.After(s.now) {
+			return *d
 		}
 		return s.now
 	}

@@ -183,7 +183,7 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 		if next := now.Add(PauseRecheck); next.Before(due) {
 			due = next
 		}
-		s.Due = &due
+		s.Wait = &due
 		log.Info("subscriber paused; message held", "until", due)
 		return p.emit(ctx, now, []Outgoing{{Kind: p.Kind, Step: s}})
 	}
@@ -225,8 +225,8 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 		}
 		later := now.Add(ResendDelay)
 		for i := range children {
-			if d := children[i].Step.Due; d == nil || d.Before(later) {
-				children[i].Step.Due = &later
+			if d := children[i].Step.NotBefore(); d == nil || d.Before(later) {
+				children[i].Step.Wait = &later
 			}
 		}
 		return p.emit(ctx, now, children)
@@ -795,7 +795,7 @@ func stepType(t *tunnel.Tunnel, s Step) string {
 func (p *Processor) emit(ctx context.Context, now time.Time, children []Outgoing) error {
 	var queued []Outgoing
 	for _, c := range children {
-		if c.Step.Due != nil && c.Step.Due.Sub(now) > MaxQueueDelay {
+		if d := c.Step.NotBefore(); d != nil && d.Sub(now) > MaxQueueDelay {
 			if err := p.Store.PutTimer(ctx, c); err != nil {
 				return fmt.Errorf("store timer: %w", err)
 			}

@@ -1090,17 +1090,18 @@ func resent(h *harness, got, want []Outgoing) bool {
 	later := h.clock.Now().Add(ResendDelay)
 	for i := range got {
 		g, w := got[i], want[i]
-		if g.Kind != w.Kind || g.Step.ID != w.Step.ID || g.Step.Due == nil {
+		if g.Kind != w.Kind || g.Step.ID != w.Step.ID || g.Step.NotBefore() == nil {
 			return false
 		}
 		wantDue := later
 		if w.Step.Due != nil && w.Step.Due.After(later) {
 			wantDue = *w.Step.Due
 		}
-		if !g.Step.Due.Equal(wantDue) {
+		if !g.Step.NotBefore().Equal(wantDue) {
 			return false
 		}
-		g.Step.Due, w.Step.Due = nil, nil
+		// The copy is held back by Wait; the tunnel's Due is kept as it was.
+		g.Step.Wait = nil
 		if !reflect.DeepEqual(g, w) {
 			return false
 		}

@@ -38,8 +38,13 @@ type Step struct {
 	// event was accepted). It is stored with the parent, so a replayed parent
 	// re-creates the child with the same At; STOP compares it with its own time.
 	At time.Time `json:"at"`
-	// Due is set on delayed steps: not before this time.
+	// Due is set on delayed steps: not before this time. It is the tunnel's
+	// time for the step and never changes once the parent set it.
 	Due *time.Time `json:"due,omitempty"`
+	// Wait holds back a copy of the step (a message held while an operator
+	// has the chat, a duplicate's re-sent children): not before this time
+	// either. See NotBefore.
+	Wait *time.Time `json:"wait,omitempty"`
 	// Hold carries the priority rule: the blocks held back until the action
 	// sibling blocks named in it have all completed.
 	Hold *Hold `json:"hold,omitempty"`
@@ -58,6 +63,9 @@ type Step struct {
 	Phase string `json:"phase,omitempty"`
 	// Input is what the subscriber answered, on a reply step.
 	Input *Input `json:"input,omitempty"`
+	// InChat is set by the processor, never sent: the step's record is the
+	// chat message it sends (one item for both; see ChatRecord).
+	InChat bool `json:"-"`
 }
 
 // Phases of a step (Step.Phase).
@@ -155,4 +163,26 @@ func ActionKind(actionType string) Kind {
 	default: // start, stop and anything unknown: the flow function records it
 		return KindFlow
 	}
+}
+
+// NotBefore is when the step may run: the later of Due and Wait (nil: now).
+func (s Step) NotBefore() *time.Time {
+	switch {
+	case s.Wait == nil:
+		return s.Due
+	case s.Due == nil || s.Wait.After(*s.Due):
+		return s.Wait
+	}
+	return s.Due
+}
+
+// ChatTime is the time a chat message step's message is filed under in the
+// chat: when the tunnel meant it to go (Due for a delayed one, else when the
+// step came into being). It is fixed by the parent, so every copy of the
+// step names the same chat item.
+func (s Step) ChatTime() time.Time {
+	if s.Due != nil && s.Due.After(s.At) {
+		return *s.Due
+	}
+	return s.At
 }

@@ -47,7 +47,7 @@ func (q *Queues) Send(ctx context.Context, now time.Time, out []engine.Outgoing)
 		byURL[url] = append(byURL[url], types.SendMessageBatchRequestEntry{
 			Id:           aws.String(strconv.Itoa(i)),
 			MessageBody:  aws.String(string(o.Step.Encode())),
-			DelaySeconds: delaySeconds(now, o.Step.Due),
+			DelaySeconds: delaySeconds(now, o.Step.NotBefore()),
 		})
 	}
 	for _, url := range order {

@@ -625,7 +625,8 @@ func timerPK(due time.Time) string { return "TIMER#" + due.UTC().Format("2006-01
 
 // PutTimer stores a delayed step (idempotent on its step id).
 func (st *Store) PutTimer(ctx context.Context, o engine.Outgoing) error {
-	if o.Step.Due == nil {
+	due := o.Step.NotBefore()
+	if due == nil {
 		return errors.New("timer without due time")
 	}
 	body, err := json.Marshal(o)
@@ -635,8 +636,8 @@ func (st *Store) PutTimer(ctx context.Context, o engine.Outgoing) error {
 	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(st.table),
 		Item: map[string]types.AttributeValue{
-			"pk": s(timerPK(*o.Step.Due)), "sk": s(ts(*o.Step.Due) + "#" + o.Step.ID),
-			"outgoing": s(string(body)), "expires_at": st.ttl(*o.Step.Due),
+			"pk": s(timerPK(*due)), "sk": s(ts(*due) + "#" + o.Step.ID),
+			"outgoing": s(string(body)), "expires_at": st.ttl(*due),
 		},
 	})
 	return err
