@@ -275,14 +275,14 @@ func (st *memStore) PeekStep(ctx context.Context, s engine.Step, now time.Time) 
 	return engine.Claim{State: engine.Completed, Record: &rec}, nil
 }
 
-func (st *memStore) StepsRecorded(ctx context.Context, ws, sub string, ids []string) (map[string]bool, error) {
+func (st *memStore) StepsRecorded(ctx context.Context, ws, sub string, steps []engine.Step) (map[string]bool, error) {
 	sh := st.shard(ws, sub)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	seen := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		if _, ok := sh.steps[id]; ok {
-			seen[id] = true
+	seen := make(map[string]bool, len(steps))
+	for _, s := range steps {
+		if _, ok := sh.steps[s.ID]; ok {
+			seen[s.ID] = true
 		}
 	}
 	return seen, nil

@@ -285,13 +285,13 @@ func (f *fakeStore) PeekStep(ctx context.Context, s Step, now time.Time) (Claim,
 	return Claim{State: Completed, Record: &rec}, nil
 }
 
-func (f *fakeStore) StepsRecorded(ctx context.Context, ws, sub string, ids []string) (map[string]bool, error) {
+func (f *fakeStore) StepsRecorded(ctx context.Context, ws, sub string, steps []Step) (map[string]bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	seen := map[string]bool{}
-	for _, id := range ids {
-		if _, ok := f.steps[stepKey(Step{WS: ws, Sub: sub, ID: id})]; ok {
-			seen[id] = true
+	for _, s := range steps {
+		if _, ok := f.steps[stepKey(Step{WS: ws, Sub: sub, ID: s.ID})]; ok {
+			seen[s.ID] = true
 		}
 	}
 	return seen, nil
@@ -368,6 +368,14 @@ func (f *fakeStore) CompleteStep(ctx context.Context, rec StepRecord, token stri
 	it.rec = rec
 	it.rec.Children = slices.Clone(rec.Children)
 	f.journey = append(f.journey, it.rec)
+	if rec.Chat != nil {
+		if !rec.Step.InChat {
+			return false, errors.New("a chat message recorded with a step that is not a chat record")
+		}
+		if _, ok := f.chats[rec.Chat.ID]; !ok {
+			f.chats[rec.Chat.ID] = *rec.Chat
+		}
+	}
 	if rec.RunDelta == 0 {
 		if sub := f.subs[subKey(rec.Step.WS, rec.Step.Sub)]; sub != nil {
 			k := RunKey(rec.Step.Tunnel, rec.Step.Channel)

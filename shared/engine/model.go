@@ -224,6 +224,9 @@ type StepRecord struct {
 	// RunDelta is how the step moves its run's pending count (MoveRun), kept
 	// so a delivery that finds the step recorded can finish the move.
 	RunDelta int
+	// Chat is the chat message the step sent, stored in the same item when
+	// Step.InChat.
+	Chat *ChatMessage
 }
 
 // ClaimState is what ClaimStep found.

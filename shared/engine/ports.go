@@ -20,9 +20,10 @@ type Store interface {
 	// Claimed with an empty Token, and the step's record is created by
 	// CompleteStep only if none exists by then.
 	PeekStep(ctx context.Context, s Step, now time.Time) (Claim, error)
-	// StepsRecorded answers which of the steps have a record (claimed or
-	// finished); it is asked only when a finished step is delivered again.
-	StepsRecorded(ctx context.Context, ws, sub string, ids []string) (map[string]bool, error)
+	// StepsRecorded answers, by step id, which of the steps have a record
+	// (claimed or finished); it is asked only when a finished step is
+	// delivered again.
+	StepsRecorded(ctx context.Context, ws, sub string, steps []Step) (map[string]bool, error)
 	// ReleaseStep gives a claimed step back after a transient failure so the
 	// retry need not wait for the lease to run out.
 	ReleaseStep(ctx context.Context, s Step, token string) error

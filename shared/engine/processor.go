@@ -66,6 +66,9 @@ type Outcome struct {
 	// children: a wait for the subscriber holds one count, which the step
 	// that ends the wait takes over.
 	RunDelta int
+	// Chat is the chat message the step sent (a message block on a chat
+	// run), stored with the step's record.
+	Chat *ChatMessage
 }
 
 // Done, Skipped and Failed build outcomes.
@@ -160,6 +163,7 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	if err != nil {
 		return fmt.Errorf("read tunnel: %w", err)
 	}
+	s.InChat = ChatRecord(t, s)
 	if t != nil {
 		if k := StepKind(t, s); k != p.Kind {
 			// The tunnel was edited and the step now belongs to another kind:
@@ -249,6 +253,14 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 		return err
 	}
 	rec.Status, rec.Reason, rec.Detail = out.Status, out.Reason, out.Detail
+	if out.Chat != nil {
+		if s.InChat {
+			rec.Chat = out.Chat // one item: the record is the chat message
+		} else if err := p.Store.SaveChatMessage(ctx, s.WS, s.Sub, *out.Chat); err != nil {
+			release()
+			return fmt.Errorf("store chat message: %w", err)
+		}
+	}
 	if s.Phase != "" {
 		if rec.Detail == nil {
 			rec.Detail = map[string]any{}
@@ -354,11 +366,17 @@ func (p *Processor) unclaimed(ctx context.Context, s Step, children []Outgoing) 
 	if len(children) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, 0, len(children))
+	steps := make([]Step, 0, len(children))
 	for _, c := range children {
-		ids = append(ids, c.Step.ID)
+		cs := c.Step
+		t, err := p.tunnel(ctx, cs)
+		if err != nil {
+			return nil, fmt.Errorf("read tunnel: %w", err)
+		}
+		cs.InChat = ChatRecord(t, cs) // where the child's record lives
+		steps = append(steps, cs)
 	}
-	seen, err := p.Store.StepsRecorded(ctx, s.WS, s.Sub, ids)
+	seen, err := p.Store.StepsRecorded(ctx, s.WS, s.Sub, steps)
 	if err != nil {
 		return nil, fmt.Errorf("look up children: %w", err)
 	}
@@ -724,9 +742,7 @@ func (p *Processor) message(ctx context.Context, ac *ActionContext, claim Claim)
 	}
 	out.Detail["message_id"] = msg.ID
 	out.Detail["text"] = text
-	if err := p.Store.SaveChatMessage(ctx, s.WS, s.Sub, msg); err != nil {
-		return Outcome{}, fmt.Errorf("store chat message: %w", err)
-	}
+	out.Chat = &msg
 	return out, nil
 }
 
@@ -810,6 +826,18 @@ func (p *Processor) emit(ctx context.Context, now time.Time, children []Outgoing
 		return fmt.Errorf("enqueue next steps: %w", err)
 	}
 	return nil
+}
+
+// ChatRecord reports whether step s keeps its record in the chat message it
+// sends, so a chat message costs one item: a message block's first step or
+// re-ask on a chat run. It depends on the block's type only, so every copy
+// of a step agrees on where its record is.
+func ChatRecord(t *tunnel.Tunnel, s Step) bool {
+	if t == nil || s.Channel != ChannelChat || (s.Phase != "" && s.Phase != PhaseReask) {
+		return false
+	}
+	b, ok := t.Block(s.Block)
+	return ok && b.Type == tunnel.BlockMessage
 }
 
 // sendsChat reports whether step s sends a chat message: a message block's

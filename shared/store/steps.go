@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	mrand "math/rand/v2"
 	"slices"
 	"sort"
@@ -162,23 +163,48 @@ func decodeSubscriber(ws string, item map[string]types.AttributeValue) (*engine.
 
 func stepSK(id string) string { return "STEP#" + id }
 
+// recordKey is where a step's record lives: its own item, or, for a step
+// that sends a chat message (Step.InChat), that message's chat item, so the
+// message and the record are one write.
+func recordKey(step engine.Step) map[string]types.AttributeValue {
+	if step.InChat {
+		return key(subPK(step.WS, step.Sub), chatSK(step.ChatTime(), chatID(step.ID)))
+	}
+	return key(subPK(step.WS, step.Sub), stepSK(step.ID))
+}
+
+// chatID is the chat message id of a step's message.
+func chatID(stepID string) string { return "m" + stepID }
+
+// stepIDOf answers the step id of a record item (either kind of key).
+func stepIDOf(item map[string]types.AttributeValue) string {
+	sk := str(item, "sk")
+	if id, ok := strings.CutPrefix(sk, "STEP#"); ok {
+		return id
+	}
+	return strings.TrimPrefix(sk[strings.LastIndex(sk, "#")+1:], "m")
+}
+
 // ClaimStep takes a step: a new one, or one whose lease ran out.
 func (st *Store) ClaimStep(ctx context.Context, step engine.Step, now, leaseUntil time.Time) (engine.Claim, error) {
 	token := newToken()
+	expr := "SET #st = :prog, #tok = :tok, lease_until = :lease, started_at = :now, " +
+		"first_at = if_not_exists(first_at, :now), attempts = if_not_exists(attempts, :zero) + :one"
+	vals := map[string]types.AttributeValue{
+		":prog": s(stepInProgress), ":tok": s(token), ":lease": n(leaseUntil.UnixMilli()),
+		":now": s(ts(now)), ":nowms": n(now.UnixMilli()), ":zero": n(0), ":one": n(1),
+	}
+	if !step.InChat { // a chat message is kept as long as the chat, not the journey
+		expr += ", expires_at = :exp"
+		vals[":exp"] = st.ttl(now)
+	}
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(st.table),
-		Key:       key(subPK(step.WS, step.Sub), stepSK(step.ID)),
-		UpdateExpression: aws.String("SET #st = :prog, #tok = :tok, lease_until = :lease, started_at = :now, " +
-			"first_at = if_not_exists(first_at, :now), attempts = if_not_exists(attempts, :zero) + :one, " +
-			"expires_at = :exp"),
-		ConditionExpression:      aws.String("attribute_not_exists(pk) OR (#st = :prog AND lease_until < :nowms)"),
-		ExpressionAttributeNames: map[string]string{"#st": "status", "#tok": "token"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":prog": s(stepInProgress), ":tok": s(token), ":lease": n(leaseUntil.UnixMilli()),
-			":now": s(ts(now)), ":nowms": n(now.UnixMilli()), ":zero": n(0), ":one": n(1),
-			":exp": st.ttl(now),
-		},
-		ReturnValues: types.ReturnValueAllNew,
+		TableName: aws.String(st.table), Key: recordKey(step),
+		UpdateExpression:          aws.String(expr),
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR (#st = :prog AND lease_until < :nowms)"),
+		ExpressionAttributeNames:  map[string]string{"#st": "status", "#tok": "token"},
+		ExpressionAttributeValues: vals,
+		ReturnValues:              types.ReturnValueAllNew,
 	})
 	if err == nil {
 		return engine.Claim{
@@ -190,7 +216,7 @@ func (st *Store) ClaimStep(ctx context.Context, step engine.Step, now, leaseUnti
 		return engine.Claim{}, err
 	}
 	got, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(st.table), Key: key(subPK(step.WS, step.Sub), stepSK(step.ID)), ConsistentRead: aws.Bool(true),
+		TableName: aws.String(st.table), Key: recordKey(step), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
 		return engine.Claim{}, err
@@ -209,7 +235,7 @@ func (st *Store) ClaimStep(ctx context.Context, step engine.Step, now, leaseUnti
 // without a claim.
 func (st *Store) PeekStep(ctx context.Context, step engine.Step, now time.Time) (engine.Claim, error) {
 	got, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(st.table), Key: key(subPK(step.WS, step.Sub), stepSK(step.ID)), ConsistentRead: aws.Bool(true),
+		TableName: aws.String(st.table), Key: recordKey(step), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
 		return engine.Claim{}, err
@@ -235,7 +261,7 @@ func (st *Store) PeekStep(ctx context.Context, step engine.Step, now time.Time) 
 func (st *Store) ReleaseStep(ctx context.Context, step engine.Step, token string) error {
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(st.table),
-		Key:                       key(subPK(step.WS, step.Sub), stepSK(step.ID)),
+		Key:                       recordKey(step),
 		UpdateExpression:          aws.String("SET lease_until = :zero"),
 		ConditionExpression:       aws.String("#tok = :tok"),
 		ExpressionAttributeNames:  map[string]string{"#tok": "token"},
@@ -265,7 +291,7 @@ func (st *Store) CompleteStep(ctx context.Context, rec engine.StepRecord, token 
 	}
 	stepUpdate := types.Update{
 		TableName: aws.String(st.table),
-		Key:       key(subPK(step.WS, step.Sub), stepSK(step.ID)),
+		Key:       recordKey(step),
 		// Every name is aliased: several (status, type, action, block, ...) are
 		// DynamoDB reserved words.
 		// No jsk: the journey is read from the table itself (see Journey), so
@@ -285,6 +311,29 @@ func (st *Store) CompleteStep(ctx context.Context, rec engine.StepRecord, token 
 			":tunnel": s(step.Tunnel), ":channel": s(step.Channel), ":gen": n(int64(step.Gen)),
 			":block": s(step.Block), ":action": n(int64(step.Action)), ":tok": s(token), ":delta": n(int64(rec.RunDelta)),
 		},
+	}
+	if m := rec.Chat; m != nil && step.InChat {
+		// The record is the chat message: its attributes go in the same write
+		// (the text once: the journey reads it from the message).
+		set := ", #cid = :cid, #dir = :dir, #text = :text, #cat = :cat, #sid = :sid"
+		for k, v := range map[string]string{"#cid": "id", "#dir": "direction", "#text": "text", "#cat": "created_at", "#sid": "step_id"} {
+			stepUpdate.ExpressionAttributeNames[k] = v
+		}
+		vals := stepUpdate.ExpressionAttributeValues
+		vals[":cid"], vals[":dir"], vals[":text"], vals[":cat"], vals[":sid"] = s(m.ID), s(m.Direction), s(m.Text), s(ts(m.CreatedAt)), s(step.ID)
+		if m.Delivery != "" {
+			set += ", #dlv = :dlv"
+			stepUpdate.ExpressionAttributeNames["#dlv"] = "delivery"
+			vals[":dlv"] = s(m.Delivery)
+		}
+		stepUpdate.UpdateExpression = aws.String(strings.Replace(*stepUpdate.UpdateExpression, " REMOVE ", set+" REMOVE ", 1))
+		if t, ok := rec.Detail["text"].(string); ok && t == m.Text {
+			d := maps.Clone(rec.Detail)
+			delete(d, "text")
+			if vals[":detail"], err = attributevalue.Marshal(d); err != nil {
+				return false, fmt.Errorf("step detail: %w", err)
+			}
+		}
 	}
 	if token == "" {
 		// A step that ran without a claim: its record is created here, once;
@@ -396,7 +445,7 @@ func decodeStepRecord(item map[string]types.AttributeValue) (*engine.StepRecord,
 		StartedAt: parseTS(str(item, "started_at")), FinishedAt: parseTS(str(item, "finished_at")),
 	}
 	rec.Step = engine.Step{
-		V: engine.MessageVersion, ID: strings.TrimPrefix(str(item, "sk"), "STEP#"),
+		V: engine.MessageVersion, ID: stepIDOf(item),
 		Tunnel: str(item, "tunnel"), Channel: str(item, "channel"), Gen: int(num(item, "gen")),
 		Block: str(item, "block"), Action: int(num(item, "action")),
 	}
@@ -404,6 +453,16 @@ func decodeStepRecord(item map[string]types.AttributeValue) (*engine.StepRecord,
 		if err := attributevalue.Unmarshal(v, &rec.Detail); err != nil {
 			return nil, fmt.Errorf("step detail: %w", err)
 		}
+	}
+	if _, ok := item["direction"]; ok {
+		// A chat message step: its text is the message's, stored once.
+		if rec.Detail == nil {
+			rec.Detail = map[string]any{}
+		}
+		if _, ok := rec.Detail["text"]; !ok {
+			rec.Detail["text"] = str(item, "text")
+		}
+		rec.Step.InChat = true
 	}
 	if c := str(item, "children"); c != "" {
 		if err := json.Unmarshal([]byte(c), &rec.Children); err != nil {
@@ -705,15 +764,16 @@ func newToken() string {
 
 // StepsRecorded answers which steps have a record, in batches of 100 keys
 // (BatchGetItem's limit), retrying what DynamoDB leaves unprocessed.
-func (st *Store) StepsRecorded(ctx context.Context, ws, sub string, ids []string) (map[string]bool, error) {
-	seen := make(map[string]bool, len(ids))
-	for len(ids) > 0 {
-		n := min(len(ids), 100)
+func (st *Store) StepsRecorded(ctx context.Context, ws, sub string, steps []engine.Step) (map[string]bool, error) {
+	seen := make(map[string]bool, len(steps))
+	for len(steps) > 0 {
+		n := min(len(steps), 100)
 		keys := make([]map[string]types.AttributeValue, 0, n)
-		for _, id := range ids[:n] {
-			keys = append(keys, key(subPK(ws, sub), stepSK(id)))
+		for _, step := range steps[:n] {
+			step.WS, step.Sub = ws, sub
+			keys = append(keys, recordKey(step))
 		}
-		ids = ids[n:]
+		steps = steps[n:]
 		req := map[string]types.KeysAndAttributes{st.table: {
 			Keys: keys, ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("sk"),
 		}}
@@ -723,7 +783,7 @@ func (st *Store) StepsRecorded(ctx context.Context, ws, sub string, ids []string
 				return nil, err
 			}
 			for _, it := range out.Responses[st.table] {
-				seen[strings.TrimPrefix(str(it, "sk"), "STEP#")] = true
+				seen[stepIDOf(it)] = true
 			}
 			req = out.UnprocessedKeys
 			if len(req) > 0 {

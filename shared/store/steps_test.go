@@ -922,3 +922,79 @@ func TestTunnelCountIsSharded(t *testing.T) {
 		t.Errorf("a tunnel made again = %d subscribers, %v; want 0", r.Subscribers, err)
 	}
 }
+
+// A chat message step keeps its record in the chat item of its message: the
+// claim creates the item (hidden from the chat until sent), the completion
+// writes the message and the record together, and the journey, the chat and
+// StepsRecorded all find it there.
+func TestChatRecord(t *testing.T) {
+	st, _, ws := newStore(t)
+	ctx := t.Context()
+	sub := newSubscriber(t, st, ws, "1")
+	step := testStep(ws, sub, "msg1")
+	step.Action, step.InChat = 0, true
+	due := t0.Add(time.Hour) // a delayed message is filed when it was meant to go
+	step.Due = &due
+	other := testStep(ws, sub, "plain")
+
+	c := claim(t, st, step, t0.Add(time.Hour), time.Minute)
+	if c.State != engine.Claimed {
+		t.Fatalf("claim = %+v", c)
+	}
+	if msgs, _, err := st.Chat(ctx, ws, sub, Page{}); err != nil || len(msgs) != 0 {
+		t.Fatalf("chat while sending = %+v, %v; want nothing yet", msgs, err)
+	}
+	if last, err := st.LastChatMessage(ctx, ws, sub); err != nil || last != nil {
+		t.Fatalf("last message while sending = %+v, %v", last, err)
+	}
+	seen, err := st.StepsRecorded(ctx, ws, sub, []engine.Step{step, other})
+	if err != nil || !seen["msg1"] || seen["plain"] {
+		t.Fatalf("StepsRecorded = %v, %v; want msg1 only", seen, err)
+	}
+	// Another copy is busy; a copy that thinks the step is not a chat record
+	// would look elsewhere (the processor decides by the block, so they agree).
+	if c2 := claim(t, st, step, t0.Add(time.Hour+time.Second), time.Minute); c2.State != engine.Busy {
+		t.Fatalf("second claim = %+v, want Busy", c2)
+	}
+
+	sentAt := t0.Add(time.Hour + 2*time.Second)
+	msg := &engine.ChatMessage{ID: "mmsg1", Direction: "outbound", Text: "Hello Ann", Tunnel: "webinar", Block: "b1", StepID: "msg1",
+		Delivery: "delivered", CreatedAt: c.FirstAt}
+	rec := engine.StepRecord{Step: step, Type: "message", Status: engine.StatusDone, StartedAt: c.StartedAt, FinishedAt: sentAt,
+		Detail: map[string]any{"text": "Hello Ann", "message_id": "mmsg1"}, Chat: msg}
+	if ok, err := st.CompleteStep(ctx, rec, c.Token); err != nil || !ok {
+		t.Fatalf("CompleteStep = %v, %v", ok, err)
+	}
+	if ok, err := st.CompleteStep(ctx, rec, c.Token); err != nil || ok {
+		t.Fatalf("a second completion = %v, %v; want false", ok, err)
+	}
+	msgs, _, err := st.Chat(ctx, ws, sub, Page{})
+	if err != nil || len(msgs) != 1 || msgs[0].Text != "Hello Ann" || msgs[0].ID != "mmsg1" || msgs[0].StepID != "msg1" || msgs[0].Delivery != "delivered" {
+		t.Fatalf("chat = %+v, %v", msgs, err)
+	}
+	if last, err := st.LastChatMessage(ctx, ws, sub); err != nil || last == nil || last.ID != "mmsg1" {
+		t.Errorf("last message = %+v, %v", last, err)
+	}
+	recs, _, err := st.Journey(ctx, ws, sub, Page{})
+	if err != nil || len(recs) != 1 || recs[0].Step.ID != "msg1" || recs[0].Detail["text"] != "Hello Ann" || recs[0].Detail["message_id"] != "mmsg1" || recs[0].Attempts != 1 {
+		t.Fatalf("journey = %+v, %v", recs, err)
+	}
+	if c3 := claim(t, st, step, t0.Add(2*time.Hour), time.Minute); c3.State != engine.Completed || c3.Record == nil || c3.Record.Step.ID != "msg1" {
+		t.Errorf("claim after completion = %+v, want Completed", c3)
+	}
+	// The item is the chat's: filed at the step's chat time, never expiring
+	// with the journey.
+	item, err := testDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(testTable), Key: recordKey(step), ConsistentRead: aws.Bool(true)})
+	if err != nil || len(item.Item) == 0 {
+		t.Fatalf("chat record = %v, %v", item.Item, err)
+	}
+	if _, ok := item.Item["expires_at"]; ok {
+		t.Error("a chat message expires with the journey")
+	}
+	if sk := str(item.Item, "sk"); sk != chatSK(due, "mmsg1") {
+		t.Errorf("chat record key %q, want it filed at the due time", sk)
+	}
+	if d, ok := item.Item["detail"].(*types.AttributeValueMemberM); !ok || d.Value["text"] != nil {
+		t.Errorf("the text is stored twice: detail %v", item.Item["detail"])
+	}
+}

@@ -323,14 +323,20 @@ func (st *Store) Journey(ctx context.Context, ws, sub string, p Page) ([]engine.
 		}
 		after = str(c, "jsk")
 	}
-	items, err := st.queryAll(ctx, &dynamodb.QueryInput{
-		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :p)"),
-		FilterExpression:          aws.String("#st <> :prog"),
-		ExpressionAttributeNames:  map[string]string{"#st": "status"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(pk), ":p": s("STEP#"), ":prog": s(stepInProgress)},
-	})
-	if err != nil {
-		return nil, nil, err
+	// Step records, and the chat messages that are records of the steps that
+	// sent them (those have a status).
+	var items []map[string]types.AttributeValue
+	for _, prefix := range []string{"STEP#", "CHAT#"} {
+		got, err := st.queryAll(ctx, &dynamodb.QueryInput{
+			KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :p)"),
+			FilterExpression:          aws.String("attribute_exists(#st) AND #st <> :prog"),
+			ExpressionAttributeNames:  map[string]string{"#st": "status"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(pk), ":p": s(prefix), ":prog": s(stepInProgress)},
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		items = append(items, got...)
 	}
 	type entry struct {
 		order string
@@ -359,10 +365,13 @@ func (st *Store) Journey(ctx context.Context, ws, sub string, p Page) ([]engine.
 	return out, next, nil
 }
 
-// Chat pages through a subscriber's chat, oldest first.
+// Chat pages through a subscriber's chat, oldest first. A bot message is
+// the record of the step that sends it: one claimed but not sent yet (it
+// has no direction) is not shown.
 func (st *Store) Chat(ctx context.Context, ws, sub string, p Page) ([]engine.ChatMessage, *string, error) {
 	items, next, err := st.query(ctx, &dynamodb.QueryInput{
 		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :p)"),
+		FilterExpression:       aws.String("attribute_exists(direction)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pk": s(subPK(ws, sub)), ":p": s("CHAT#"),
 		},
@@ -410,19 +419,29 @@ func (st *Store) UnreadChats(ctx context.Context, ws string, p Page) ([]*engine.
 
 // LastChatMessage answers the newest message of a chat, if any.
 func (st *Store) LastChatMessage(ctx context.Context, ws, sub string) (*engine.ChatMessage, error) {
-	out, err := st.db.Query(ctx, &dynamodb.QueryInput{
+	in := &dynamodb.QueryInput{
 		TableName:              aws.String(st.table),
 		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :p)"),
+		FilterExpression:       aws.String("attribute_exists(direction)"), // not a message being sent
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pk": s(subPK(ws, sub)), ":p": s("CHAT#"),
 		},
-		ScanIndexForward: aws.Bool(false), Limit: aws.Int32(1), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil || len(out.Items) == 0 {
-		return nil, err
+		ScanIndexForward: aws.Bool(false), Limit: aws.Int32(5), ConsistentRead: aws.Bool(true),
 	}
-	m := decodeChat(out.Items[0])
-	return &m, nil
+	for {
+		out, err := st.db.Query(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		if len(out.Items) > 0 {
+			m := decodeChat(out.Items[0])
+			return &m, nil
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return nil, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
 }
 
 // Mention is an operator's mention in a chat.
