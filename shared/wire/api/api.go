@@ -4,6 +4,10 @@
 package api
 
 import (
+	// The runtime image has no /usr/share/zoneinfo, and tunnels and events
+	// name time zones the API validates: embed the zone database.
+	_ "time/tzdata"
+
 	"net/http"
 
 	"github.com/tunnels/tunnels/shared/api"
