@@ -4,7 +4,7 @@ package webhook
 import (
 	"net/http"
 
-	"github.com/tunnels/tunnels/shared/actions"
+	"github.com/tunnels/tunnels/shared/actions/external"
 	"github.com/tunnels/tunnels/shared/config"
 	"github.com/tunnels/tunnels/shared/egress"
 	"github.com/tunnels/tunnels/shared/engine"
@@ -17,7 +17,7 @@ import (
 func Handler(d wire.Deps) *stepbatch.Handler {
 	st := d.Store()
 	return wire.StepHandler(d, st, engine.KindWebhook,
-		wire.Kind{Actions: actions.ExternalRequests(st, ExternalClient(d.Config))})
+		wire.Kind{Actions: external.Actions(st, ExternalClient(d.Config))})
 }
 
 // ExternalClient is the egress client of external requests, for the webhook
