@@ -6,9 +6,10 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/tunnels/tunnels/shared/apigw"
-	"github.com/tunnels/tunnels/shared/app"
+	"github.com/tunnels/tunnels/shared/wire"
+	"github.com/tunnels/tunnels/shared/wire/api"
 )
 
 func main() {
-	lambda.Start(apigw.Handler(app.API(app.Init())))
+	lambda.Start(apigw.Handler(api.Handler(wire.Init())))
 }

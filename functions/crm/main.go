@@ -4,10 +4,10 @@ package main
 import (
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/tunnels/tunnels/shared/app"
-	"github.com/tunnels/tunnels/shared/engine"
+	"github.com/tunnels/tunnels/shared/wire"
+	"github.com/tunnels/tunnels/shared/wire/crm"
 )
 
 func main() {
-	lambda.Start(app.StepHandler(app.Init(), engine.KindCRM).Handle)
+	lambda.Start(crm.Handler(wire.Init()).Handle)
 }

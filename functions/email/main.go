@@ -4,10 +4,10 @@ package main
 import (
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/tunnels/tunnels/shared/app"
-	"github.com/tunnels/tunnels/shared/engine"
+	"github.com/tunnels/tunnels/shared/wire"
+	"github.com/tunnels/tunnels/shared/wire/email"
 )
 
 func main() {
-	lambda.Start(app.StepHandler(app.Init(), engine.KindEmail).Handle)
+	lambda.Start(email.Handler(wire.Init()).Handle)
 }

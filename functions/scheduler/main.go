@@ -5,9 +5,10 @@ package main
 import (
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/tunnels/tunnels/shared/app"
+	"github.com/tunnels/tunnels/shared/wire"
+	"github.com/tunnels/tunnels/shared/wire/scheduler"
 )
 
 func main() {
-	lambda.Start(app.SchedulerHandler(app.Init()))
+	lambda.Start(scheduler.Handler(wire.Init()))
 }

@@ -4,10 +4,10 @@ package main
 import (
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/tunnels/tunnels/shared/app"
-	"github.com/tunnels/tunnels/shared/engine"
+	"github.com/tunnels/tunnels/shared/wire"
+	"github.com/tunnels/tunnels/shared/wire/webhook"
 )
 
 func main() {
-	lambda.Start(app.StepHandler(app.Init(), engine.KindWebhook).Handle)
+	lambda.Start(webhook.Handler(wire.Init()).Handle)
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -226,7 +227,11 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 // lapsed subscription or missing rights: a problem body without
 // validation-errors whose detail names an account error code. The vendor does
 // not list the wording, so both a known code number and the usual words count.
-var accountProblem = regexp.MustCompile(`(?i)\b(account|subscription|tariff|payment|paid|rights|permission|access denied|forbidden|blocked|disabled)\b|\b(101|110|111|112|113|402|403)\b`)
+// Compiled on first use, not at init: every function links this package
+// through the store, and only the crm function and the API classify answers.
+var accountProblem = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)\b(account|subscription|tariff|payment|paid|rights|permission|access denied|forbidden|blocked|disabled)\b|\b(101|110|111|112|113|402|403)\b`)
+})
 
 // classify turns a non-2xx answer into an *Error.
 func classify(op string, a *answer) *Error {
@@ -258,7 +263,7 @@ func classify(op string, a *answer) *Error {
 		e.Kind = ErrNotFound
 	case s == http.StatusBadRequest && len(e.Fields) > 0:
 		e.Kind = ErrValidation
-	case s == http.StatusBadRequest && isProblem && accountProblem.MatchString(e.Detail+" "+p.Title):
+	case s == http.StatusBadRequest && isProblem && accountProblem().MatchString(e.Detail+" "+p.Title):
 		e.Kind = ErrAccount
 	case s == http.StatusRequestTimeout, s == http.StatusTooEarly, s == http.StatusConflict, s >= 500:
 		e.Kind = ErrTransient

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/tunnels/tunnels/shared/actions"
+	"github.com/tunnels/tunnels/shared/actions/external"
 	"github.com/tunnels/tunnels/shared/egress"
 	"github.com/tunnels/tunnels/shared/engine"
 	"github.com/tunnels/tunnels/shared/httpreq"
@@ -108,7 +108,7 @@ func (s *Server) prepare(r *http.Request, ws string) (prepared, response, bool) 
 		return prepared{}, internalErr(err), false
 	}
 	p := prepared{def: httpreq.FromAction(a), fieldTypes: cat.Fields, secrets: secrets}
-	p.rendered, err = httpreq.Render(p.def, actions.RequestData(sub, "", vars), cat.Fields)
+	p.rendered, err = httpreq.Render(p.def, external.RequestData(sub, "", vars), cat.Fields)
 	if err != nil {
 		// The definition is valid, but this subscriber's data cannot be sent safely
 		// (a line break in a header) or does not fit a typed body placeholder.
@@ -176,7 +176,7 @@ func (s *Server) checkExternalRequest(r *http.Request, ws string) response {
 		client = egress.NewClient(s.Egress, egress.Options{Timeout: httpreq.MaxTimeout, MaxBody: httpreq.MaxBodyLimit})
 		defer client.CloseIdleConnections()
 	}
-	ex := actions.Requests{Client: client}.Send(r.Context(), p.rendered, p.def, p.fieldTypes, "")
+	ex := external.Requests{Client: client}.Send(r.Context(), p.rendered, p.def, p.fieldTypes, "")
 	if ex.Response.Status == 0 {
 		// No answer at all. The error names the method and host:port and what went
 		// wrong, never the path or query (they may carry secrets).
@@ -191,7 +191,7 @@ func (s *Server) checkExternalRequest(r *http.Request, ws string) response {
 		return fail(http.StatusUnprocessableEntity, code, detail)
 	}
 	resp := ex.Response
-	body, cut := actions.CutBody(resp.Body, actions.CheckBodyMax)
+	body, cut := external.CutBody(resp.Body, external.CheckBodyMax)
 	resp.Body, resp.Truncated = httpreq.MaskSecretText(body, p.secrets), cut || resp.Truncated
 	resp.Headers = httpreq.MaskHeaders(resp.Headers)
 	if resp.Headers == nil {

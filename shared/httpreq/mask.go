@@ -1,7 +1,6 @@
 package httpreq
 
 import (
-	"golang.org/x/net/http/httpguts"
 	"net/url"
 	"strings"
 
@@ -84,7 +83,7 @@ func MaskHeaders(hs []tunnel.NameValue) []tunnel.NameValue {
 func maskHeaderValue(name, value string) string {
 	switch strings.ToLower(name) {
 	case "authorization", "proxy-authorization":
-		if scheme, _, ok := strings.Cut(strings.TrimSpace(value), " "); ok && httpguts.ValidHeaderFieldName(scheme) {
+		if scheme, _, ok := strings.Cut(strings.TrimSpace(value), " "); ok && tunnel.ValidHeaderName(scheme) {
 			return scheme + " " + masked
 		}
 	}

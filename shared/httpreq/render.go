@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"golang.org/x/net/http/httpguts"
 	"io"
 	"net/url"
 	"strings"
@@ -205,7 +204,7 @@ func indexOutside(s string, from int, chars string, ps []render.Placeholder) int
 
 // renderHeader renders a header value and refuses what would split or corrupt it.
 func renderHeader(h tunnel.NameValue, data render.Data) (string, error) {
-	if !httpguts.ValidHeaderFieldName(h.Name) {
+	if !tunnel.ValidHeaderName(h.Name) {
 		return "", invalid("header %q: not a valid header name", h.Name)
 	}
 	v := render.Render(h.Value, data)
@@ -218,7 +217,7 @@ func renderHeader(h tunnel.NameValue, data render.Data) (string, error) {
 // checkHeader refuses an invalid name, and a value with a line break (which would let
 // data add headers or a body) or another control character (tab excepted).
 func checkHeader(name, value string) error {
-	if !httpguts.ValidHeaderFieldName(name) {
+	if !tunnel.ValidHeaderName(name) {
 		return invalid("header %q: not a valid header name", name)
 	}
 	if strings.ContainsAny(value, "\r\n") {

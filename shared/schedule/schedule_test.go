@@ -3,6 +3,7 @@ package schedule
 import (
 	"testing"
 	"time"
+	_ "time/tzdata" // the zones tested, whatever the host has (the package embeds none)
 )
 
 func mustLoc(t *testing.T, name string) *time.Location {

@@ -3,7 +3,6 @@ package tunnel
 import (
 	"encoding/json"
 	"fmt"
-	"golang.org/x/net/http/httpguts"
 	"net/url"
 	"strconv"
 	"strings"
@@ -429,7 +428,7 @@ func (v *validator) externalRequest(ap string, a *Action) {
 		switch {
 		case h.Name == "":
 			v.add(hp+"/name", "header name is required")
-		case !httpguts.ValidHeaderFieldName(h.Name):
+		case !ValidHeaderName(h.Name):
 			v.add(hp+"/name", "%q is not a valid HTTP header name", h.Name)
 		case reservedHeaders[strings.ToLower(h.Name)]:
 			v.add(hp+"/name", "header %q is set by Tunnels and cannot be set here", h.Name)

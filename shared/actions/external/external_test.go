@@ -1,4 +1,4 @@
-package actions
+package external
 
 import (
 	"context"
@@ -130,7 +130,7 @@ func actionContext(a tunnel.Action, sub *engine.Subscriber, attempt int, final b
 
 func runAction(t *testing.T, st *fakeWebhookStore, client *http.Client, ac *engine.ActionContext) (engine.Outcome, error) {
 	t.Helper()
-	return ExternalRequests(st, client)[tunnel.ActionExternalRequest](context.Background(), ac)
+	return Actions(st, client)[tunnel.ActionExternalRequest](context.Background(), ac)
 }
 
 // Every method through render, send, classify and map; hostile data arrives escaped.
@@ -402,7 +402,7 @@ func TestExternalRequestTransientTrouble(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), deadlineMargin)
 	defer cancel()
-	_, err := ExternalRequests(newStore(), clientFor(srv))[tunnel.ActionExternalRequest](ctx, actionContext(a, hostile(), 1, false))
+	_, err := Actions(newStore(), clientFor(srv))[tunnel.ActionExternalRequest](ctx, actionContext(a, hostile(), 1, false))
 	var rl *RetryLater
 	if !errors.As(err, &rl) || !strings.Contains(rl.Reason, "too little time left") {
 		t.Errorf("no time left: %v", err)

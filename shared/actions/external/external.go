@@ -1,4 +1,8 @@
-package actions
+// Package external runs the external_request action (the webhook function)
+// and what the API's check request shares with it. It is apart from package
+// actions because its request rendering and response mapping (httpreq, gjson)
+// are the webhook function's and the API's alone.
+package external
 
 import (
 	"context"
@@ -48,10 +52,10 @@ const (
 	deadlineMargin = 2 * time.Second
 )
 
-// ExternalRequests runs external_request with client, which must be an egress client
+// Actions runs external_request with client, which must be an egress client
 // (egress.NewClient) built with Timeout >= httpreq.MaxTimeout and MaxBody >=
 // httpreq.MaxBodyLimit.
-func ExternalRequests(st WebhookStore, client *http.Client) map[string]engine.ActionFunc {
+func Actions(st WebhookStore, client *http.Client) map[string]engine.ActionFunc {
 	w := webhook{st: st, rq: Requests{Client: client}}
 	return map[string]engine.ActionFunc{tunnel.ActionExternalRequest: w.run}
 }

@@ -1,4 +1,6 @@
-package app
+// Package crm wires the crm function: amo_contact and amo_deal, through one
+// cached amoCRM client per integration.
+package crm
 
 import (
 	"context"
@@ -15,18 +17,21 @@ import (
 	"github.com/tunnels/tunnels/shared/amocrm"
 	"github.com/tunnels/tunnels/shared/egress"
 	"github.com/tunnels/tunnels/shared/engine"
+	"github.com/tunnels/tunnels/shared/stepbatch"
 	"github.com/tunnels/tunnels/shared/store"
+	"github.com/tunnels/tunnels/shared/wire"
 )
 
-// CRMConcurrency is the crm function's ScalingConfig.MaximumConcurrency in
+// Concurrency is the crm function's ScalingConfig.MaximumConcurrency in
 // template.yaml: how many instances may talk to one amoCRM account at once.
 // Each instance paces itself to amoCRM's 7 requests per second divided by it.
-const CRMConcurrency = 2
+const Concurrency = 2
 
-// crmActions wires amo_contact and amo_deal (the crm function).
-func crmActions(d Deps, st *store.Store) map[string]engine.ActionFunc {
+// Handler builds the crm function's SQS batch handler.
+func Handler(d wire.Deps) *stepbatch.Handler {
+	st := d.Store()
 	ac := NewAmoClients(st, egress.Policy{Allow: d.Config.EgressAllow}, d.Log)
-	return actions.CRM(st, ac.Client)
+	return wire.StepHandler(d, st, engine.KindCRM, wire.Kind{Actions: actions.CRM(st, ac.Client)})
 }
 
 // AmoClients builds and keeps the amoCRM clients of one process, so an
@@ -87,7 +92,7 @@ func (a *AmoClients) Client(ctx context.Context, ws, id string) (*amocrm.Client,
 	account := accountKey(acc.BaseURL)
 	lim, ok := a.limiters[account]
 	if !ok {
-		lim = amocrm.NewLimiter(CRMConcurrency)
+		lim = amocrm.NewLimiter(Concurrency)
 		a.limiters[account] = lim
 	}
 	c := &amocrm.Client{
