@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -206,8 +205,20 @@ type envelope struct {
 }
 
 // retryAfterText finds the delay in "Too Many Requests: retry after 5" when an
-// answer lacks parameters.retry_after.
-var retryAfterText = regexp.MustCompile(`retry after (\d+)`)
+// answer lacks parameters.retry_after (0: none). It is a plain scan, not a
+// regular expression: the flow function then links no regexp package.
+func retryAfterText(desc string) int {
+	_, rest, ok := strings.Cut(desc, "retry after ")
+	if !ok {
+		return 0
+	}
+	end := 0
+	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+		end++
+	}
+	n, _ := strconv.Atoi(rest[:end])
+	return n
+}
 
 // call POSTs params as JSON to method and decodes the result into dest (nil:
 // ignored). Every error it returns is free of the token.
@@ -273,9 +284,7 @@ func (c *Client) apiError(method string, status int, env envelope) error {
 			secs = env.Parameters.RetryAfter
 		}
 		if secs <= 0 {
-			if m := retryAfterText.FindStringSubmatch(desc); m != nil {
-				secs, _ = strconv.Atoi(m[1])
-			}
+			secs = retryAfterText(desc)
 		}
 		if secs > 0 {
 			return &RetryAfterError{Method: method, After: time.Duration(secs) * time.Second}
