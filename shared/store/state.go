@@ -199,11 +199,10 @@ func (st *Store) PlanOpen(ctx context.Context, ws, plan string) (map[string]int6
 var ErrAlreadyMember = errors.New("already in the sales plan")
 
 // JoinSalesPlan adds the subscriber to a plan once, as a deal in its first
-// status assigned to operator (chosen by the caller). The deal, the card
-// and the operator's open count (in the subscriber's shard) change in one
-// transaction that holds no plan-wide item, so joins never wait on each
-// other: only two joins of the same subscriber or shard at the same instant
-// conflict, and are tried again.
+// status assigned to operator (chosen by the caller). The deal and the card
+// change in one transaction that holds no plan-wide item, so joins never
+// conflict with each other; the operator's open count (in the subscriber's
+// shard) follows.
 func (st *Store) JoinSalesPlan(ctx context.Context, ws, sub string, plan SalesPlan, operator string) (engine.PlanMembership, error) {
 	for attempt := 0; ; attempt++ {
 		now := st.now()
@@ -226,16 +225,21 @@ func (st *Store) JoinSalesPlan(ctx context.Context, ws, sub string, plan SalesPl
 				ExpressionAttributeValues: map[string]types.AttributeValue{":m": mav},
 			}},
 		}
-		if m.Operator != "" && !plan.Closed(m.Status) {
-			items = append(items, types.TransactWriteItem{Update: &types.Update{
-				TableName: aws.String(st.table), Key: planOpenKey(ws, plan.ID, sub),
-				UpdateExpression:          aws.String("ADD #op :one"),
-				ExpressionAttributeNames:  map[string]string{"#op": openPrefix + m.Operator},
-				ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1)},
-			}})
-		}
 		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 		if err == nil {
+			if m.Operator != "" && !plan.Closed(m.Status) {
+				// The operator's open deals (for "fewest"), counted after the
+				// join and outside its transaction, so joins share no item. A
+				// crash right here, or a failed write, leaves the count one
+				// short: a hint for the next choice, not worth failing a join
+				// that is made.
+				_, _ = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+					TableName: aws.String(st.table), Key: planOpenKey(ws, plan.ID, sub),
+					UpdateExpression:          aws.String("ADD #op :one"),
+					ExpressionAttributeNames:  map[string]string{"#op": openPrefix + m.Operator},
+					ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1)},
+				})
+			}
 			return m, nil
 		}
 		var tc *types.TransactionCanceledException

@@ -25,9 +25,8 @@ func statsKey(ws, tunnel string, shard int) map[string]types.AttributeValue {
 	return key("STATS#"+ws+"#"+tunnel+"#"+strconv.Itoa(shard), "STATS")
 }
 
-// subscriberShard is the stats shard a subscriber's own counts go to (the
-// tunnel's recorded subscribers): always the same one, so a retried start
-// counts into the item it would have.
+// subscriberShard is the shard of a subscriber's own counts (its open deals
+// in a plan): always the same one, so a move of its deal finds the count.
 func subscriberShard(sub string) int {
 	h := fnv.New32a()
 	h.Write([]byte(sub))

@@ -475,8 +475,8 @@ func decodeStepRecord(item map[string]types.AttributeValue) (*engine.StepRecord,
 // StartRun begins a new generation of a run, once per r.By: a starter
 // record keyed by r.By, written in the same transaction as the run, answers a
 // retry with the generation it made, however many generations came since.
-// Recording the subscriber in the tunnel (its count) is part of the same
-// transaction, so a retry never loses nor doubles it.
+// Recording the subscriber in the tunnel (its count) follows the
+// transaction: a retry never doubles it.
 func (st *Store) StartRun(ctx context.Context, ws, sub string, r engine.RunStart) (int, error) {
 	attr := runPrefix + engine.RunKey(r.Tunnel, r.Channel)
 	starter := key(subPK(ws, sub), "RUNSTART#"+engine.RunKey(r.Tunnel, r.Channel)+"#"+r.By)
@@ -522,18 +522,17 @@ func (st *Store) StartRun(ctx context.Context, ws, sub string, r engine.RunStart
 			}},
 			{Put: &types.Put{TableName: aws.String(st.table), Item: starterItem, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 		}
-		if count && !old.Recorded {
-			// The tunnel's count lives in its stats shards, the subscriber's
-			// own shard, so a broadcast into one tunnel spreads over them
-			// instead of queueing on the tunnel's item.
-			items = append(items, types.TransactWriteItem{Update: &types.Update{
-				TableName: aws.String(st.table), Key: statsKey(ws, r.Tunnel, subscriberShard(sub)),
-				UpdateExpression:          aws.String("ADD recorded :one"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1)},
-			}})
-		}
 		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 		if err == nil {
+			if count && !old.Recorded {
+				// The tunnel's count is one of its stats, written after the
+				// start and outside its transaction: a broadcast into one
+				// tunnel neither queues on one item nor conflicts there. A
+				// crash right here, or a failed write, loses the count (a retry
+				// finds the start made): like every stat it is never counted
+				// twice, and never fails what it counts.
+				_ = st.AddStats(ctx, ws, r.Tunnel, map[string]int64{"recorded": 1})
+			}
 			return run.Gen, nil
 		}
 		var tc *types.TransactionCanceledException

@@ -489,23 +489,37 @@ func (f *failTunnelCount) fail(k map[string]types.AttributeValue) bool {
 	return fail
 }
 
-func TestStartRunRetryAfterCountFailed(t *testing.T) {
+// The tunnel's count follows the start, outside its transaction: a failed
+// count write fails nothing (the run starts, the count is lost), and a
+// retried start never counts twice.
+func TestStartRunCountFailed(t *testing.T) {
 	st, _, ws := newStore(t)
 	ctx := t.Context()
 	if _, err := st.PutTunnel(ctx, ws, "webinar", &tunnel.Tunnel{Name: "Webinar"}); err != nil {
 		t.Fatal(err)
 	}
 	sub := newSubscriber(t, st, ws, "1")
-	faulty := New(&failTunnelCount{DB: testDB}, testTable)
+	fault := &failTunnelCount{DB: testDB}
+	faulty := New(fault, testTable)
 	r := engine.RunStart{Tunnel: "webinar", Channel: engine.ChannelChat, Recorded: true, By: "event:ev1", At: t0, Pending: 1}
-	if _, err := faulty.StartRun(ctx, ws, sub, r); err == nil {
-		t.Fatal("StartRun with a failing count write succeeded; the fault was not injected")
+	if gen, err := faulty.StartRun(ctx, ws, sub, r); err != nil || gen != 1 {
+		t.Fatalf("StartRun with a failing count write = %d, %v; want generation 1", gen, err)
+	}
+	if !fault.failed {
+		t.Fatal("the fault was not injected")
 	}
 	if gen, err := faulty.StartRun(ctx, ws, sub, r); err != nil || gen != 1 {
 		t.Fatalf("retry = %d, %v; want 1", gen, err)
 	}
+	if tr, err := st.GetTunnel(ctx, ws, "webinar"); err != nil || tr.Subscribers != 0 {
+		t.Errorf("tunnel subscribers = %d, %v; want 0 (lost with its write, never counted by the retry)", tr.Subscribers, err)
+	}
+	other := newSubscriber(t, st, ws, "2")
+	if _, err := st.StartRun(ctx, ws, other, r); err != nil {
+		t.Fatal(err)
+	}
 	if tr, err := st.GetTunnel(ctx, ws, "webinar"); err != nil || tr.Subscribers != 1 {
-		t.Errorf("tunnel subscribers after the retried subscription = %d, %v; want 1", tr.Subscribers, err)
+		t.Errorf("tunnel subscribers = %d, %v; want 1", tr.Subscribers, err)
 	}
 }
 
@@ -863,9 +877,9 @@ func TestClaimFreeCompletion(t *testing.T) {
 	}
 }
 
-// A tunnel's recorded subscribers are counted in its stats shards, each
-// subscriber in its own one: many subscriptions at once count exactly, and
-// no single item takes them all. Deleting the tunnel deletes the counts.
+// A tunnel's recorded subscribers are counted in its stats shards: many
+// subscriptions at once count exactly, and no single item takes them all.
+// Deleting the tunnel deletes the counts.
 func TestTunnelCountIsSharded(t *testing.T) {
 	st, _, ws := newStore(t)
 	ctx := t.Context()
