@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"strings"
 
@@ -61,15 +62,14 @@ type perStep struct {
 }
 
 // transactionWRU is what AWS charges for TransactWriteItems calls: 2 WRU per
-// item (all items here are under 1 KB) and 2 for the Journey index entry the
-// step record's completion writes (the step functions' only transaction is
-// that 2-item completion: 6 WRU); a cancelled one still 2 per item.
+// item (all items here are under 1 KB); a cancelled one still 2 per item.
+// (The step functions write no transactions on the load tunnel's path.)
 func transactionWRU(v localstack.CallStats, ok float64) float64 {
 	perCall := 0.0
 	if v.Calls > 0 {
 		perCall = float64(v.Entries) / float64(v.Calls)
 	}
-	return ok*(2*perCall+2) + float64(v.ConditionFailed)*2*perCall
+	return ok*2*perCall + float64(v.ConditionFailed)*2*perCall
 }
 
 func (p perStep) SQSRequests() float64 { return p.Send + p.Receive + p.Delete + p.SQSOther }
@@ -182,38 +182,102 @@ func measuredPerStep(calls map[localstack.CallKey]localstack.CallStats, steps in
 // Every step:
 //   - 1 consistent GetItem of the subscriber's profile: the generation check,
 //     the STOP markers and the placeholder data in one read (1 RRU, < 4 KB);
-//   - 1 conditional UpdateItem claiming the step (new, or lease expired): 1 WRU;
-//   - 1 completion: a conditional UpdateItem of the step record when the step
-//     has exactly one child — 2 WRU: the record (~0.7 KB with its children)
-//     and its entry in the Journey local index, which the completion's jsk
-//     creates — or, for a leaf or a fan-out (here 1 step in 10), a
-//     TransactWriteItems of the record and the run's pending count on the
-//     profile: 2 WRU per item and per index entry, 6 WRU;
+//   - its record, written once (1 WRU, < 1 KB); no index entry (the journey
+//     is read from the records themselves);
 //   - 1 SendMessageBatch of its children (none for the leaf): 0.9 per step;
 //   - its share of the event source mapping's ReceiveMessage and
 //     DeleteMessageBatch: 1/10 each at full batches of 10;
+//   - its share of the tunnel's counters: 1 UpdateItem per tunnel per batch
+//     (1/10 at full batches);
 //   - the tunnel definition: cached 5 s per instance, ~0 per step.
 //
-// What the actions of this tunnel add:
-//   - a message (6 in 10): the channel connector's settings (1 consistent
-//     GetItem) and the chat item (1 conditional PutItem);
-//   - add_tags / remove_tags (3 in 10): the tag catalog (1 eventually
-//     consistent Query, < 4 KB: 0.5 RRU) and the profile's tag set (1 UpdateItem).
+// What the blocks of this tunnel add:
+//   - a message (6 in 10) talks to the outside, so it is claimed first: the
+//     claim creates its chat item and the completion fills it with the
+//     message and the record (1 + 1 WRU, one item); the channel's settings
+//     (2 consistent GetItems: the identity's channel, then the default);
+//   - add_tags / remove_tags (3 in 10) are set operations, run without a
+//     claim: a consistent GetItem of the record first (1 RRU), the tag
+//     catalog (1 eventually consistent Query, < 4 KB: 0.5 RRU), the tag set
+//     (1 UpdateItem, plus 1 WRU for the Directory index entry the changed
+//     set rewrites);
+//   - the delay (1 in 10) has no effect: the look at its record and the
+//     record;
+//   - the leaf (1 in 10) moves the run's pending count to 0 and marks the
+//     run ended in the same UpdateItem of the profile (1 WRU).
 func designMinimum() perStep {
-	const leaf = 0.1
+	const leaf, msgs, tags, delay = 0.1, 0.6, 0.3, 0.1
 	p := perStep{
-		Reads: map[string]float64{"GetItem": 1 + 0.6, "Query": 0.3},
+		Reads: map[string]float64{"GetItem": 1 + 2*msgs + tags + delay, "Query": tags},
 		Writes: map[string]float64{
-			"UpdateItem":         1 + (1 - leaf) + 0.3,
-			"TransactWriteItems": leaf,
-			"PutItem":            0.6,
+			"UpdateItem": 2*msgs + 2*tags + delay + leaf + 0.1,
 		},
 		Send: 1 - leaf, SendEntries: 1 - leaf, Receive: 0.1, Delete: 0.1,
 		Invocations: 0.1, RecordsPerInvocation: 10, UnitsMeasured: true,
 	}
-	p.RRU = 1 + 0.6 + 0.3*0.5
-	p.WRU = 1 + (1-leaf)*2 + leaf*6 + 0.6 + 0.3
+	p.RRU = 1 + 2*msgs + tags + delay + tags*0.5
+	p.WRU = 2*msgs + 3*tags + delay + leaf + 0.1
 	return p
+}
+
+// physicalFloor is what no design of a durable step can go below: one
+// record written (1 WRU, < 1 KB) and one queue hop (the parent's send, and
+// a tenth of a batch receive and delete), in one invocation of ten.
+func physicalFloor() perStep {
+	return perStep{
+		Reads: map[string]float64{}, Writes: map[string]float64{"PutItem": 1},
+		WRU: 1, Send: 1, SendEntries: 1, Receive: 0.1, Delete: 0.1,
+		Invocations: 0.1, RecordsPerInvocation: 10, UnitsMeasured: true,
+	}
+}
+
+// Step Functions prices (us-east-1, https://aws.amazon.com/step-functions/pricing/,
+// checked on stepFunctionsChecked): Standard $0.025 per 1,000 state
+// transitions; Express $1.00 per million requests and $0.00001667 per
+// GB-second, a run's duration rounded up to 100 ms and its memory billed in
+// 64 MB chunks. Express runs last at most 5 minutes.
+const stepFunctionsChecked = "2026-12-05"
+
+var sfn = struct {
+	Transition, ExpressRequest, ExpressGBs, ExpressChunkGB, ExpressRound float64
+	ExpressMaxSeconds                                                    float64
+}{Transition: 0.025e-3, ExpressRequest: 1.00e-6, ExpressGBs: 0.00001667, ExpressChunkGB: 64.0 / 1024, ExpressRound: 0.1, ExpressMaxSeconds: 300}
+
+// alternative is the price of the same tunnel on another AWS service.
+type alternative struct {
+	Name string
+	// Orchestration is what the service itself charges per million steps;
+	// Tasks what the Lambda invocations of its Task states add (one per
+	// step, unbatched: a request and the step's compute).
+	Orchestration, Tasks float64
+	How                  string
+}
+
+func (a alternative) Total() float64 { return a.Orchestration + a.Tasks }
+
+// stepFunctionsAlternatives prices a run of stepsPerRun steps that lasts
+// runSeconds from its start to its end (waits included) as a Step Functions
+// state machine with one Task state a step. Neither figure includes the
+// DynamoDB the funnel's own state (tags, profiles, chats) still needs.
+func stepFunctionsAlternatives(stepsPerRun int, runSeconds float64, a assumptions) []alternative {
+	n := float64(stepsPerRun)
+	const m = 1e6
+	task := m * (prices.LambdaRequest + a.StepMS/1000*a.MemoryMB/1024*prices.LambdaGBs)
+	billed := math.Ceil(runSeconds/sfn.ExpressRound-1e-9) * sfn.ExpressRound
+	express := alternative{
+		Name:          "Step Functions Express",
+		Orchestration: m * (sfn.ExpressRequest + billed*sfn.ExpressChunkGB*sfn.ExpressGBs) / n,
+		Tasks:         task,
+		How: fmt.Sprintf("1 request per run + %.1f s (the run with its 1 s delay, rounded up to 100 ms) at 64 MB, over %d steps; a run may last 5 minutes at most, so a funnel with a longer delay cannot run on it",
+			billed, stepsPerRun),
+	}
+	standard := alternative{
+		Name:          "Step Functions Standard",
+		Orchestration: m * sfn.Transition,
+		Tasks:         task,
+		How:           fmt.Sprintf("1 state transition per step (%d states, one per block or action)", stepsPerRun),
+	}
+	return []alternative{standard, express}
 }
 
 // cost is dollars per million steps, by service.

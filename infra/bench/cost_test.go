@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tunnels/tunnels/infra/load"
 	"github.com/tunnels/tunnels/infra/localstack"
 )
 
@@ -22,9 +23,16 @@ func TestCostPerMillion(t *testing.T) {
 			name: "design minimum, full batches",
 			p:    designMinimum(),
 			a:    defaultAssumptions,
-			// 1.75 RRU x $0.125 + 4.3 WRU x $0.625; 1.1 SQS requests x $0.40;
+			// 2.75 RRU x $0.125 + 2.4 WRU x $0.625; 1.1 SQS requests x $0.40;
 			// 0.1 invocations x $0.20; 3 rounds x 30 ms / 10 records x 0.25 GB x $0.0000133334 x 1e6.
-			want: cost{DynamoDB: 0.21875 + 2.6875, SQS: 0.44, LambdaRequests: 0.02, LambdaCompute: 0.009 * 0.25 * 0.0000133334 * 1e6},
+			want: cost{DynamoDB: 0.34375 + 1.5, SQS: 0.44, LambdaRequests: 0.02, LambdaCompute: 0.009 * 0.25 * 0.0000133334 * 1e6},
+		},
+		{
+			name: "physical floor",
+			p:    physicalFloor(),
+			a:    defaultAssumptions,
+			// 1 WRU x $0.625; 1.2 SQS requests x $0.40; 0.1 invocations x $0.20.
+			want: cost{DynamoDB: 0.625, SQS: 0.48, LambdaRequests: 0.02, LambdaCompute: 0.009 * 0.25 * 0.0000133334 * 1e6},
 		},
 		{
 			name: "one record per invocation, an email each",
@@ -59,8 +67,8 @@ func TestMeasuredPerStep(t *testing.T) {
 	}
 	p := measuredPerStep(calls, 10, stepLabel)
 	// WRU: 20 reported + 1 failed condition + the 2-item transaction by
-	// AWS's rule (6, not the 4 reported) = 27.
-	want := perStep{RRU: 2, WRU: 2.7, Send: 0.9, SendEntries: 0.9, Receive: 0.2, Empty: 0.5, Delete: 0.2, Invocations: 0.2, RecordsPerInvocation: 5, ConditionFailed: 0.1}
+	// AWS's rule (2 per item: 4) = 25.
+	want := perStep{RRU: 2, WRU: 2.5, Send: 0.9, SendEntries: 0.9, Receive: 0.2, Empty: 0.5, Delete: 0.2, Invocations: 0.2, RecordsPerInvocation: 5, ConditionFailed: 0.1}
 	if !p.UnitsMeasured || !near(p.RRU, want.RRU) || !near(p.WRU, want.WRU) || !near(p.Send, want.Send) || !near(p.SendEntries, want.SendEntries) ||
 		!near(p.Receive, want.Receive) || !near(p.Empty, want.Empty) || !near(p.Delete, want.Delete) || !near(p.Invocations, want.Invocations) ||
 		!near(p.RecordsPerInvocation, want.RecordsPerInvocation) || !near(p.ConditionFailed, want.ConditionFailed) {
@@ -76,9 +84,30 @@ func TestMeasuredPerStep(t *testing.T) {
 		calls[key] = v
 	}
 	p = measuredPerStep(calls, 10, stepLabel)
-	// reads: 20 GetItem -> 2; writes: 20 UpdateItem ok + 1 failed + 1 transaction (6) = 27 -> 2.7
-	if p.UnitsMeasured || !near(p.RRU, 2) || !near(p.WRU, 2.7) {
+	// reads: 20 GetItem -> 2; writes: 20 UpdateItem ok + 1 failed + 1 transaction (4) = 25 -> 2.5
+	if p.UnitsMeasured || !near(p.RRU, 2) || !near(p.WRU, 2.5) {
 		t.Errorf("estimated units: %+v", p)
+	}
+}
+
+func TestStepFunctionsAlternatives(t *testing.T) {
+	alts := stepFunctionsAlternatives(10, 1.3, defaultAssumptions)
+	if len(alts) != 2 {
+		t.Fatalf("alternatives %+v", alts)
+	}
+	// A Task state a step: $0.20 per million invocations + 30 ms at 256 MB.
+	task := 0.2 + 0.03*0.25*0.0000133334*1e6
+	std, exp := alts[0], alts[1]
+	if std.Name != "Step Functions Standard" || !near(std.Orchestration, 25) || !near(std.Tasks, task) {
+		t.Errorf("standard = %+v, want $25 a million transitions, one a step", std)
+	}
+	// One request per 10-step run, 1.3 s at 64 MB.
+	if want := (1.00 + 1.3*0.0625*0.00001667*1e6) / 10; exp.Name != "Step Functions Express" || !near(exp.Orchestration, want) || !near(exp.Tasks, task) {
+		t.Errorf("express = %+v, want orchestration %v", exp, want)
+	}
+	// Rounded up to 100 ms.
+	if a := stepFunctionsAlternatives(10, 1.21, defaultAssumptions)[1]; !near(a.Orchestration, exp.Orchestration) {
+		t.Errorf("1.21 s is billed as 1.3 s: %v vs %v", a.Orchestration, exp.Orchestration)
 	}
 }
 
@@ -86,9 +115,14 @@ func TestReportMentionsEverything(t *testing.T) {
 	r := &report{Began: time.Unix(0, 0), Machine: machine{CPUs: 2, CPUModel: "Test CPU", MemTotal: "1 GiB"}, Command: "go run ./infra/bench",
 		Engine: engineResult{Runs: 10, Steps: 100, StepsPerSec: 1234}, PerStep: designMinimum(), Minimum: designMinimum(),
 		Functions: []fnResult{{ID: "FlowFunction", SizeARM64: 10 << 20, ColdStarts: []time.Duration{3 * time.Millisecond, time.Millisecond, 2 * time.Millisecond}, PeakRSS: 20 << 20, Burst: 5, BurstWhat: "x"}}}
+	r.OneCore = engineResult{Runs: 10, Steps: 100, StepsPerSec: 4321}
+	r.Functions = append(r.Functions, fnResult{ID: minimalID, SizeARM64: 5 << 20, ColdStarts: []time.Duration{time.Millisecond}, PeakRSS: 8 << 20, Burst: 5, BurstWhat: "x"})
+	r.Burst = &load.BurstResult{Subscribers: 9, Recorded: 9, Deals: 9, PerOperator: map[string]int{"anna": 3, "boris": 3, "carl": 3}, Welcomes: 9, Conflicts: 1, Steps: 18}
 	md := r.markdown()
-	for _, want := range []string{"| engine in process | 1234 |", "2 CPUs (`nproc`), Test CPU, 1 GiB", "`go run ./infra/bench`",
-		"| FlowFunction | 10.0 MB | 2ms | 20.0 MB |", "checked " + pricesChecked, "**total per million steps** | **$3.40** | **$3.40** |"} {
+	for _, want := range []string{"| engine in process, every core | 1234 |", "| engine in process, one core | 4321 |", "2 CPUs (`nproc`), Test CPU, 1 GiB", "`go run ./infra/bench`",
+		"| FlowFunction | 10.00 MB | 2.00 | 2ms | 2.00 | 20.0 MB |", "checked " + pricesChecked, "**total per million steps** | **$2.33** | **$2.33** |",
+		"| **$ per million steps** | **$2.33** | **$2.33** | **$1.16** |", "| Step Functions Standard | $25.00 |", "checked " + stepFunctionsChecked,
+		"anna 3, boris 3, carl 3: spread 0", "1 over 18 steps = **0.0556 per step**"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

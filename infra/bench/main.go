@@ -48,6 +48,11 @@ type options struct {
 	LoadTimeout time.Duration
 	Out         string
 	Command     string
+	// BurstSubscribers subscribe at once to one tunnel that joins one
+	// sales plan (load.Burst); 0 skips the burst.
+	BurstSubscribers int
+	// EngineOnly measures the engine in process and stops (no report).
+	EngineOnly bool
 }
 
 func main() {
@@ -62,6 +67,8 @@ func main() {
 	flag.DurationVar(&o.LoadTimeout, "load-timeout", 8*time.Minute, "bound of the load run")
 	flag.StringVar(&o.Out, "out", "", "report file (default <repo>/BENCHMARKS.md; - for none)")
 	flag.StringVar(&o.Command, "command", "", "the command to record in the report (default: this one's command line)")
+	flag.IntVar(&o.BurstSubscribers, "burst-subscribers", 10000, "subscriptions of the burst into one tunnel and one sales plan; 0 skips it")
+	flag.BoolVar(&o.EngineOnly, "engine-only", false, "measure the engine in process only, print it and stop")
 	flag.Parse()
 	if o.Command == "" {
 		o.Command = strings.TrimSpace("go run ./infra/bench " + strings.Join(os.Args[1:], " "))
@@ -77,12 +84,15 @@ func main() {
 
 // report is everything measured.
 type report struct {
-	Machine   machine
-	Began     time.Time
-	Took      time.Duration
-	Command   string
-	Engine    engineResult
+	Machine machine
+	Began   time.Time
+	Took    time.Duration
+	Command string
+	Engine  engineResult
+	// OneCore is the engine on one core (GOMAXPROCS=1, one worker).
+	OneCore   engineResult
 	Raw       []rawResult
+	Burst     *load.BurstResult
 	Load      *load.Result
 	Paced     *load.Result
 	PacedRate float64
@@ -106,6 +116,9 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "[%s] %s\n", time.Since(rep.Began).Round(time.Second), fmt.Sprintf(format, args...))
 	}
 	say("machine: %s", rep.Machine.oneLine())
+	if o.EngineOnly {
+		return measureEngine(ctx, o, rep, say)
+	}
 
 	// Builds first: the heaviest CPU work, done before anything is timed.
 	work, err := os.MkdirTemp("", "tunnels-bench-")
@@ -125,11 +138,9 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		}
 	}
 
-	say("engine in process: %d runs x %d steps over memory ports", o.EngineRuns, load.StepsPerRun)
-	if rep.Engine, err = runEngine(ctx, o.EngineRuns, 4*runtime.GOMAXPROCS(0)); err != nil {
-		return fmt.Errorf("engine in process: %w", err)
+	if err := measureEngine(ctx, o, rep, say); err != nil {
+		return err
 	}
-	say("  %.0f steps/s (%d steps in %s, %d workers)", rep.Engine.StepsPerSec, rep.Engine.Steps, rep.Engine.Elapsed.Round(time.Millisecond), rep.Engine.Workers)
 
 	say("starting the local stack (emulators, API, pollers) with counted AWS calls")
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
@@ -182,6 +193,15 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		for _, line := range strings.Split(strings.TrimSpace(rep.Paced.Summary()), "\n") {
 			say("  %s", line)
 		}
+	}
+
+	if o.BurstSubscribers > 0 {
+		say("burst: %d subscriptions at once to one tunnel that joins one evenly distributed sales plan", o.BurstSubscribers)
+		rep.Burst, err = env.Burst(ctx, load.BurstConfig{Subscribers: o.BurstSubscribers, Timeout: 3 * o.LoadTimeout, Progress: func(f string, a ...any) { say("  "+f, a...) }})
+		if err != nil {
+			return fmt.Errorf("burst: %w", err)
+		}
+		say("  %s", rep.Burst.Summary())
 	}
 
 	say("functions: %d cold starts each under the runtime interface emulator, then %d invocations for the peak memory", o.ColdRuns, o.Burst)
@@ -348,4 +368,24 @@ func loadAverage() string {
 func jsonLine(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// measureEngine runs the engine in process on every core (4 workers a core)
+// and on one core (GOMAXPROCS=1, one worker: the figure a single Lambda
+// vCPU would give).
+func measureEngine(ctx context.Context, o options, rep *report, say func(string, ...any)) error {
+	var err error
+	say("engine in process: %d runs x %d steps over memory ports", o.EngineRuns, load.StepsPerRun)
+	if rep.Engine, err = runEngine(ctx, o.EngineRuns, 4*runtime.GOMAXPROCS(0)); err != nil {
+		return fmt.Errorf("engine in process: %w", err)
+	}
+	say("  %.0f steps/s (%d steps in %s, %d workers)", rep.Engine.StepsPerSec, rep.Engine.Steps, rep.Engine.Elapsed.Round(time.Millisecond), rep.Engine.Workers)
+	procs := runtime.GOMAXPROCS(1)
+	rep.OneCore, err = runEngine(ctx, o.EngineRuns, 1)
+	runtime.GOMAXPROCS(procs)
+	if err != nil {
+		return fmt.Errorf("engine on one core: %w", err)
+	}
+	say("  one core: %.0f steps/s (%d steps in %s, GOMAXPROCS=1, 1 worker)", rep.OneCore.StepsPerSec, rep.OneCore.Steps, rep.OneCore.Elapsed.Round(time.Millisecond))
+	return nil
 }

@@ -24,11 +24,22 @@ func (r *report) markdown() string {
 
 	p("## Steps per second\n\n")
 	p("| where | steps/s | what |\n| --- | ---: | --- |\n")
-	p("| engine in process | %.0f | the real `engine.Processor` and tag actions over in-memory ports, %d runs x %d steps, %d workers; steps pass through a channel in their wire form; delays not waited out |\n",
-		r.Engine.StepsPerSec, r.Engine.Runs, load.StepsPerRun, r.Engine.Workers)
+	if r.OneCore.Steps > 0 {
+		p("| engine in process, one core | %.0f | the real `engine.Processor` and tag actions over in-memory ports, %d runs x %d steps, `GOMAXPROCS=1` and 1 worker (what one Lambda vCPU gives); steps pass through a queue in their wire form; delays not waited out |\n",
+			r.OneCore.StepsPerSec, r.OneCore.Runs, load.StepsPerRun)
+	}
+	p("| engine in process, every core | %.0f | the same, %d workers over %d CPUs |\n", r.Engine.StepsPerSec, r.Engine.Workers, m.CPUs)
+	var ceiling float64
+	if r.Load != nil && r.Load.Steps > 0 {
+		_, _, ceiling = ceilingParts(r.Raw, r.PerStep)
+	}
 	if l := r.Load; l != nil {
-		p("| local stack | %.0f | %d subscribers through the %d-step tunnel: `POST /v1/events`, the step functions in process fed by the SQS pollers, DynamoDB Local, fauxqs, a bot gateway on loopback (every message delivered and signed); first event to 99%% of the runs finished (%.0f steps/s to the very last step) |\n",
-			l.StepsPerSec99, l.Subscribers, load.StepsPerRun, l.StepsPerSec)
+		ratio := ""
+		if ceiling > 0 {
+			ratio = fmt.Sprintf(" = **%.0f%% of the emulators' ceiling** of %.0f steps/s measured in this run (below)", 100*l.StepsPerSec99/ceiling, ceiling)
+		}
+		p("| local stack | %.0f | %d subscribers through the %d-step tunnel: `POST /v1/events`, the step functions in process fed by the SQS pollers, DynamoDB Local, fauxqs, a bot gateway on loopback (every message delivered and signed); first event to 99%% of the runs finished (%.0f steps/s to the very last step)%s |\n",
+			l.StepsPerSec99, l.Subscribers, load.StepsPerRun, l.StepsPerSec, ratio)
 	}
 	for _, raw := range r.Raw {
 		p("| ceiling: %s | %.0f | the emulator alone, %d concurrent clients for %s%s |\n", raw.What, raw.PerSec, raw.Clients, raw.Elapsed.Round(100*time.Millisecond), errNote(raw.Errors))
@@ -65,10 +76,29 @@ func (r *report) markdown() string {
 		p("The tunnel (infra/load `Tunnel`): m1 message -> add_tags -> m2 -> 1 s delay -> m3 -> add_tags + remove_tags -> m4 -> m5 -> m6.\n\n")
 	}
 
+	if b := r.Burst; b != nil {
+		p("## Burst: one tunnel, one sales plan (local stack)\n\n")
+		p("%d subscriptions posted at once (16 clients) to one tunnel whose first block adds the subscriber to one sales plan with `evenly` distribution over %d operators, then sends a welcome (infra/load `Burst`, %d steps a subscriber). ",
+			b.Subscribers, len(load.BurstOperators), load.BurstStepsPerRun)
+		p("No item is written once per subscriber: the tunnel's count goes to one of its 8 stats shards, the plan's round-robin position is reserved once a batch for the batch's joins, and each operator's open deals are counted in the subscriber's shard.\n\n")
+		p("| | |\n| --- | --- |\n")
+		p("| time, first event to the last welcome | %s (%.0f subscriptions/s) |\n", b.Elapsed.Round(time.Millisecond), float64(b.Subscribers)/b.Elapsed.Seconds())
+		p("| subscribers the tunnel recorded | %d (want %d) |\n", b.Recorded, b.Subscribers)
+		p("| deals in the plan | %d (want %d) |\n", b.Deals, b.Subscribers)
+		ops := make([]string, 0, len(load.BurstOperators))
+		for _, op := range load.BurstOperators {
+			ops = append(ops, fmt.Sprintf("%s %d", op, b.PerOperator[op]))
+		}
+		p("| deals per operator | %s: spread %d (round-robin wants at most 1) |\n", strings.Join(ops, ", "), b.Spread())
+		p("| refused writes (failed conditions and cancelled transactions, every function) | %d over %d steps = **%.4f per step** (target < 0.05) |\n", b.Conflicts, b.Steps, b.ConflictsPerStep())
+		p("| welcomes at the gateway | %d |\n", b.Welcomes)
+		p("| errors | %d%s |\n\n", len(b.Errors), firstErrors(b.Errors))
+	}
+
 	p("## AWS calls per step\n\n")
 	p("Counted by an SDK middleware (infra/localstack `CallCounter`) on every client of the step functions and of the SQS pollers (which on AWS are Lambda's, and billed), while the load ran; divided by the steps recorded. ")
 	if r.PerStep.UnitsMeasured {
-		p("Capacity units are DynamoDB Local's `ConsumedCapacity` answers — they count the Journey index entry a completion writes — with failed conditions added at 1 WRU as AWS bills them, and transactions at AWS's rule (2 WRU per item and per index entry: 6 for the 2-item completion; DynamoDB Local answered %.2f WRU per step for them, which matches no rule).\n\n", r.PerStep.LocalTxWRU)
+		p("Capacity units are DynamoDB Local's `ConsumedCapacity` answers — they count index entries (the Directory entry a changed tag set rewrites) — with failed conditions added at 1 WRU as AWS bills them, and transactions at AWS's rule (2 WRU per item; DynamoDB Local answered %.2f WRU per step for them).\n\n", r.PerStep.LocalTxWRU)
 	} else {
 		p("DynamoDB Local reported no `ConsumedCapacity`: the units are estimated from the calls (1 per read <= 4 KB, 1 per write <= 1 KB, 2 per transactional item, failed conditions included).\n\n")
 	}
@@ -94,9 +124,11 @@ func (r *report) markdown() string {
 	p("| function invocations | %.3f (%.1f records each) | %.3f (%.0f records each) |\n", ms.Invocations, ms.RecordsPerInvocation, mn.Invocations, mn.RecordsPerInvocation)
 	p("| idle receives (empty long polls; a fixed cost per poller, not per step) | %.2f | — |\n\n", ms.Empty)
 	p("The design minimum (infra/bench `designMinimum`, read off shared/engine/processor.go and shared/store/steps.go), for this tunnel:\n\n")
-	p("- every step: 1 consistent GetItem of the profile (generation, STOP markers and placeholder data in one read: 1 RRU); 1 conditional UpdateItem claiming the step (1 WRU); 1 completion — a conditional UpdateItem when the step has one child (2 WRU: the ~0.7 KB record and its Journey index entry), a 2-item TransactWriteItems with the run's pending count for the leaf (1 step in 10 here; 6 WRU); 1 SendMessageBatch of its children (none for the leaf); a tenth of the pollers' ReceiveMessage and DeleteMessageBatch at full batches of 10; the tunnel definition cached (~0);\n")
-	p("- a message (6 in 10) adds the channel connector's settings (1 consistent GetItem) and the chat item (1 conditional PutItem);\n")
-	p("- add_tags / remove_tags (3 in 10) add the tag catalog (1 eventually consistent Query: 0.5 RRU) and the tag-set UpdateItem.\n\n")
+	p("- every step: 1 consistent GetItem of the profile (generation, STOP markers and placeholder data in one read: 1 RRU); its record, written once (1 WRU, under 1 KB, no index entry: the journey reads the records themselves); 1 SendMessageBatch of its children (none for the leaf); a tenth of the pollers' ReceiveMessage and DeleteMessageBatch and of the tunnel's counters at full batches of 10; the tunnel definition cached (~0);\n")
+	p("- a message (6 in 10) talks to the outside, so it is claimed first: the claim creates its chat item and the completion fills it with the message and the record — 2 WRU for one item; the channel's settings (2 consistent GetItems);\n")
+	p("- add_tags / remove_tags (3 in 10) are set operations and run without a claim: a consistent look at the record (1 RRU), the tag catalog (1 eventually consistent Query: 0.5 RRU), the tag set (1 WRU, and 1 for the Directory index entry the changed set rewrites);\n")
+	p("- the delay (1 in 10) runs without a claim: the look at its record and the record;\n")
+	p("- the leaf (1 in 10) moves the run's pending count to 0 and marks the run ended in one UpdateItem of the profile (1 WRU).\n\n")
 	if len(r.Ingest) > 0 {
 		p("Ingest (`POST /v1/events`, the api function) made per event: %s.\n\n", describeCalls(r.Ingest))
 	}
@@ -117,16 +149,49 @@ func (r *report) markdown() string {
 		a.MemoryMB, a.StepMS, a.RecordsAtOnce, a.RecordsAtOnce, a.StepMS, ms.RecordsPerInvocation)
 	p("Not included: the pollers' idle receives (a fixed cost per queue, not per step), ingest (API Gateway HTTP API at $%.2f per million requests plus the api function's calls above), storage, data transfer, CloudWatch Logs.\n\n", prices.HTTPAPI*1e6)
 
+	p("## Against the floor and the alternatives\n\n")
+	fl := physicalFloor()
+	cf := costPerMillion(fl, a)
+	p("The physical floor of a durable step is **one record and one queue hop**: 1 WRU (a record under 1 KB), the parent's send of the message and a tenth of a batch receive and delete (1.2 SQS requests), and a tenth of an invocation, with the same compute as above. Nothing that keeps a step once and hands it on can cost less on these services.\n\n")
+	p("| per step | measured | design minimum | physical floor |\n| --- | ---: | ---: | ---: |\n")
+	p("| DynamoDB write request units | %.2f | %.2f | %.2f |\n", ms.WRU, mn.WRU, fl.WRU)
+	p("| DynamoDB read request units | %.2f | %.2f | %.2f |\n", ms.RRU, mn.RRU, fl.RRU)
+	p("| SQS requests | %.2f | %.2f | %.2f |\n", ms.SQSRequests(), mn.SQSRequests(), fl.SQSRequests())
+	p("| function invocations | %.3f | %.3f | %.3f |\n", ms.Invocations, mn.Invocations, fl.Invocations)
+	p("| **$ per million steps** | **$%.2f** | **$%.2f** | **$%.2f** |\n", cm.Total(), cmin.Total(), cf.Total())
+	p("| times the floor | %.1fx | %.1fx | 1x |\n\n", cm.Total()/cf.Total(), cmin.Total()/cf.Total())
+	runSeconds := 1 + float64(load.StepsPerRun)*a.StepMS/1000
+	p("What an AWS user would pick instead for the same %d-step tunnel, one Task state (a Lambda invocation) a step — prices us-east-1, https://aws.amazon.com/step-functions/pricing/, checked %s: Standard $0.025 per 1,000 state transitions; Express $1.00 per million requests and $0.00001667 per GB-second, rounded up to 100 ms, 64 MB chunks. Neither includes the DynamoDB the funnel's own state (tags, profiles, chats) still needs, nor the duplicate handling Express leaves to the tasks (at-least-once).\n\n",
+		load.StepsPerRun, stepFunctionsChecked)
+	p("| per million steps | orchestration | Lambda tasks | total | vs this design (measured) | how |\n| --- | ---: | ---: | ---: | ---: | --- |\n")
+	p("| this design (measured) | $%.2f | (in it) | $%.2f | 1x | the figures above |\n", cm.Total(), cm.Total())
+	for _, alt := range stepFunctionsAlternatives(load.StepsPerRun, runSeconds, a) {
+		p("| %s | $%.2f | $%.2f | $%.2f | %.1fx | %s |\n", alt.Name, alt.Orchestration, alt.Tasks, alt.Total(), alt.Total()/cm.Total(), alt.How)
+	}
+	p("\n")
+
 	p("## Functions: size, cold start, memory\n\n")
 	p("Each built by its `make build-<Id>` target (`-tags lambda.norpc -trimpath -ldflags='-s -w'`, CGO off): for arm64 (what Lambda runs: the size) and for this machine (what runs under the runtime interface emulator here). ")
 	p("Cold start: the init duration RIE reports for a fresh start with the function's `events/` sample (median of the starts). Peak memory: VmHWM of the bootstrap process (RIE's child) after a burst of invocations, one at a time as one sandbox runs them.\n\n")
-	p("| function | arm64 binary | cold start (init) | peak RSS | burst |\n| --- | ---: | ---: | ---: | --- |\n")
+	var bare *fnResult
+	for i := range r.Functions {
+		if r.Functions[i].ID == minimalID && r.Functions[i].Err == "" {
+			bare = &r.Functions[i]
+		}
+	}
+	p("Beside each figure, its ratio to the minimal aws-lambda-go function measured in the same run (targets: binary at most 1.6x, init at most 2x).\n\n")
+	p("| function | arm64 binary | x bare | cold start (init) | x bare | peak RSS | burst |\n| --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, f := range r.Functions {
 		if f.Err != "" {
-			p("| %s | %.1f MB | — | — | error: %s |\n", f.ID, mb(f.SizeARM64), oneLine(f.Err))
+			p("| %s | %.1f MB | | — | | — | error: %s |\n", f.ID, mb(f.SizeARM64), oneLine(f.Err))
 			continue
 		}
-		p("| %s | %.1f MB | %s | %.1f MB | %d x %s in %s |\n", f.ID, mb(f.SizeARM64), f.ColdStart().Round(10*time.Microsecond), mb(f.PeakRSS), f.Burst, f.BurstWhat, f.BurstTime.Round(10*time.Millisecond))
+		sizeX, initX := "", ""
+		if bare != nil && bare.SizeARM64 > 0 && bare.ColdStart() > 0 {
+			sizeX = fmt.Sprintf("%.2f", float64(f.SizeARM64)/float64(bare.SizeARM64))
+			initX = fmt.Sprintf("%.2f", float64(f.ColdStart())/float64(bare.ColdStart()))
+		}
+		p("| %s | %.2f MB | %s | %s | %s | %.1f MB | %d x %s in %s |\n", f.ID, mb(f.SizeARM64), sizeX, f.ColdStart().Round(10*time.Microsecond), initX, mb(f.PeakRSS), f.Burst, f.BurstWhat, f.BurstTime.Round(10*time.Millisecond))
 	}
 	p("\n")
 	if len(r.Notes) > 0 {
@@ -136,7 +201,7 @@ func (r *report) markdown() string {
 		}
 		p("\n")
 	}
-	p("<!-- raw: %s -->\n", jsonLine(map[string]any{"engine": r.Engine, "raw": r.Raw, "per_step": r.PerStep, "minimum": r.Minimum, "functions": r.Functions}))
+	p("<!-- raw: %s -->\n", jsonLine(map[string]any{"engine": r.Engine, "one_core": r.OneCore, "raw": r.Raw, "per_step": r.PerStep, "minimum": r.Minimum, "functions": r.Functions, "burst": r.Burst}))
 	return b.String()
 }
 
