@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
@@ -271,9 +273,11 @@ func TestWalkingSkeleton(t *testing.T) {
 	}
 
 	// A duplicated SQS message of a finished step: no second delivery, no
-	// second journey entry.
+	// second journey entry. A duplicate is the same body, "at" (the step's
+	// birth, fixed by its parent or event) included; a chat message step
+	// files its record under that time, which the test reads off the item.
 	body, _ := json.Marshal(map[string]any{"v": 1, "id": hello.StepID, "ws": a.ws, "sub": sub, "tunnel": "main",
-		"channel": "chat", "gen": 1, "block": "hello", "action": 0, "at": hello.StartedAt})
+		"channel": "chat", "gen": 1, "block": "hello", "action": 0, "at": chatRecordTime(t, a.ws, sub, hello.StepID)})
 	q, _ := sys.Resources.Get("FlowQueue")
 	if _, err := sys.Clients.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(string(body))}); err != nil {
 		t.Fatal(err)
@@ -298,4 +302,33 @@ func TestWalkingSkeleton(t *testing.T) {
 			t.Errorf("a repeated event started generation %d", r.Generation)
 		}
 	}
+}
+
+// chatRecordTime answers the time a chat message step's record is filed
+// under (its key: CHAT#<time>#m<step id>): the step's "at".
+func chatRecordTime(t *testing.T, ws, sub, stepID string) time.Time {
+	t.Helper()
+	table, _ := sys.Resources.Get("Table")
+	out, err := sys.Clients.DynamoDB.Query(context.Background(), &dynamodb.QueryInput{
+		TableName:              aws.String(table.Name),
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :p)"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":pk": &ddbtypes.AttributeValueMemberS{Value: "WS#" + ws + "#SUB#" + sub}, ":p": &ddbtypes.AttributeValueMemberS{Value: "CHAT#"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range out.Items {
+		sk := it["sk"].(*ddbtypes.AttributeValueMemberS).Value
+		if at, ok := strings.CutSuffix(strings.TrimPrefix(sk, "CHAT#"), "#m"+stepID); ok {
+			when, err := time.Parse(time.RFC3339Nano, at)
+			if err != nil {
+				t.Fatalf("chat record key %q: %v", sk, err)
+			}
+			return when
+		}
+	}
+	t.Fatalf("no chat record of step %s", stepID)
+	return time.Time{}
 }
