@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
+	"maps"
+	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,7 @@ type engineResult struct {
 	Runs        int
 	Steps       int64
 	Workers     int
+	Procs       int // GOMAXPROCS while it ran
 	Elapsed     time.Duration
 	StepsPerSec float64
 }
@@ -37,6 +40,15 @@ type engineResult struct {
 func runEngine(ctx context.Context, runs, workers int) (engineResult, error) {
 	res, _, err := runEngineWith(ctx, runs, workers)
 	return res, err
+}
+
+// runEngineOneCore is the engine on one core: GOMAXPROCS 1 for the run (the
+// garbage collector shares that core), one worker, as one Lambda sandbox with
+// at most one vCPU runs a batch. GOMAXPROCS is restored after.
+func runEngineOneCore(ctx context.Context, runs int) (engineResult, error) {
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	return runEngine(ctx, runs, 1)
 }
 
 func runEngineWith(ctx context.Context, runs, workers int) (engineResult, *memStore, error) {
@@ -73,6 +85,7 @@ func runEngineWith(ctx context.Context, runs, workers int) (engineResult, *memSt
 		})
 	}
 	want := int64(runs * load.StepsPerRun)
+	runtime.GC() // the setup's garbage is not the run's
 	start := time.Now()
 	for i := range runs {
 		sub := fmt.Sprintf("sub%07d", i)
@@ -122,7 +135,7 @@ func runEngineWith(ctx context.Context, runs, workers int) (engineResult, *memSt
 	if n := failed.Load(); n > 0 {
 		return engineResult{}, nil, fmt.Errorf("%d step deliveries failed in memory", n)
 	}
-	return engineResult{Runs: runs, Steps: want, Workers: workers, Elapsed: elapsed, StepsPerSec: float64(want) / elapsed.Seconds()}, st, nil
+	return engineResult{Runs: runs, Steps: want, Workers: workers, Procs: runtime.GOMAXPROCS(0), Elapsed: elapsed, StepsPerSec: float64(want) / elapsed.Seconds()}, st, nil
 }
 
 // The wire form through the channel: kind, a newline, the step's SQS body.
@@ -163,6 +176,13 @@ func (memMessenger) Deliver(ctx context.Context, ws string, d engine.ChatDeliver
 // workers on different subscribers do not wait for one lock. It follows the
 // store's contract (claims with leases and tokens, completion that moves the
 // run's pending count while the run is the step's generation).
+//
+// It is cheap where a real store's cost is the network and the database,
+// not the engine's: a profile is an immutable snapshot (every change makes a
+// new one, copying only what it changes), so a read hands out the snapshot
+// as DynamoDB hands out a fresh item, without copying it; a finished step
+// keeps what a duplicate delivery needs (its children), not the whole
+// record; a chat item only its id.
 type memStore struct {
 	shards    [64]shard
 	tags      map[string]bool
@@ -172,10 +192,10 @@ type memStore struct {
 
 type shard struct {
 	mu    sync.Mutex
-	subs  map[string]*engine.Subscriber
+	subs  map[string]*engine.Subscriber // snapshots: never changed once stored
 	steps map[string]*memStep
 	joins map[string]map[string]bool
-	chats map[string]engine.ChatMessage
+	chats map[string]struct{}
 }
 
 type memStep struct {
@@ -184,7 +204,7 @@ type memStep struct {
 	leaseUntil time.Time
 	attempts   int
 	firstAt    time.Time
-	rec        engine.StepRecord
+	children   []engine.Outgoing // of the completed step
 }
 
 func newMemStore(tags []string) *memStore {
@@ -194,15 +214,23 @@ func newMemStore(tags []string) *memStore {
 	}
 	for i := range st.shards {
 		st.shards[i] = shard{subs: map[string]*engine.Subscriber{}, steps: map[string]*memStep{},
-			joins: map[string]map[string]bool{}, chats: map[string]engine.ChatMessage{}}
+			joins: map[string]map[string]bool{}, chats: map[string]struct{}{}}
 	}
 	return st
 }
 
+// shard picks the subscriber's shard: FNV-1a of ws, "/", sub.
 func (st *memStore) shard(ws, sub string) *shard {
-	h := fnv.New32a()
-	h.Write([]byte(ws + "/" + sub))
-	return &st.shards[h.Sum32()%uint32(len(st.shards))]
+	h := uint32(2166136261)
+	add := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint32(s[i])) * 16777619
+		}
+	}
+	add(ws)
+	add("/")
+	add(sub)
+	return &st.shards[h%uint32(len(st.shards))]
 }
 
 func (st *memStore) put(s *engine.Subscriber) {
@@ -212,30 +240,29 @@ func (st *memStore) put(s *engine.Subscriber) {
 	sh.mu.Unlock()
 }
 
-func copySub(s *engine.Subscriber) *engine.Subscriber {
+// update replaces the subscriber's snapshot by a shallow copy that change
+// edits; change must copy any slice or map it modifies (the old snapshot may
+// be in a reader's hands). The shard's lock is held.
+func (sh *shard) update(id string, change func(c *engine.Subscriber)) bool {
+	s, ok := sh.subs[id]
+	if !ok {
+		return false
+	}
 	c := *s
-	c.Tags = slices.Clone(s.Tags)
-	c.Channels = slices.Clone(s.Channels)
-	c.Runs = make(map[string]engine.Run, len(s.Runs))
-	for k, v := range s.Runs {
-		c.Runs[k] = v
-	}
-	c.Stops = make(map[string][]engine.StopMarker, len(s.Stops))
-	for k, v := range s.Stops {
-		c.Stops[k] = slices.Clone(v)
-	}
-	return &c
+	change(&c)
+	sh.subs[id] = &c
+	return true
 }
 
 func (st *memStore) Subscriber(ctx context.Context, ws, id string) (*engine.Subscriber, error) {
 	sh := st.shard(ws, id)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	s, ok := sh.subs[id]
+	sh.mu.Unlock()
 	if !ok {
 		return nil, engine.ErrNotFound
 	}
-	return copySub(s), nil
+	return s, nil
 }
 
 func (st *memStore) ClaimStep(ctx context.Context, s engine.Step, now, leaseUntil time.Time) (engine.Claim, error) {
@@ -248,13 +275,12 @@ func (st *memStore) ClaimStep(ctx context.Context, s engine.Step, now, leaseUnti
 		it = &memStep{firstAt: now}
 		sh.steps[s.ID] = it
 	case !it.inProgress:
-		rec := it.rec
-		return engine.Claim{State: engine.Completed, Record: &rec}, nil
+		return engine.Claim{State: engine.Completed, Record: &engine.StepRecord{Step: s, Children: it.children}}, nil
 	case !it.leaseUntil.Before(now):
 		return engine.Claim{State: engine.Busy}, nil
 	}
 	it.inProgress = true
-	it.token = fmt.Sprint(st.tokens.Add(1))
+	it.token = strconv.FormatInt(st.tokens.Add(1), 10)
 	it.leaseUntil = leaseUntil
 	it.attempts++
 	return engine.Claim{State: engine.Claimed, Token: it.token, Attempts: it.attempts, StartedAt: now, FirstAt: it.firstAt}, nil
@@ -292,12 +318,17 @@ func (st *memStore) CompleteStep(ctx context.Context, rec engine.StepRecord, tok
 	if !ok || !it.inProgress || it.token != token {
 		return false, nil
 	}
-	it.inProgress, it.token, it.rec = false, "", rec
-	if sub := sh.subs[s.Sub]; sub != nil && runDelta != 0 {
+	it.inProgress, it.token, it.children = false, "", rec.Children
+	if runDelta != 0 {
 		k := engine.RunKey(s.Tunnel, s.Channel)
-		if r, ok := sub.Runs[k]; ok && r.Gen == s.Gen {
-			r.Pending += runDelta
-			sub.Runs[k] = r
+		if sub := sh.subs[s.Sub]; sub != nil {
+			if r, ok := sub.Runs[k]; ok && r.Gen == s.Gen {
+				r.Pending += runDelta
+				sh.update(s.Sub, func(c *engine.Subscriber) {
+					c.Runs = maps.Clone(c.Runs)
+					c.Runs[k] = r
+				})
+			}
 		}
 	}
 	st.completed.Add(1)
@@ -317,8 +348,14 @@ func (st *memStore) StartRun(ctx context.Context, ws, id string, r engine.RunSta
 	if old.StartedBy == r.By && old.Gen > 0 {
 		return old.Gen, nil
 	}
-	sub.Runs[k] = engine.Run{Tunnel: r.Tunnel, Channel: r.Channel, Gen: old.Gen + 1, Recorded: old.Recorded || r.Recorded,
-		Pending: r.Pending, StartedAt: r.At, StartedBy: r.By}
+	sh.update(id, func(c *engine.Subscriber) {
+		c.Runs = maps.Clone(c.Runs)
+		if c.Runs == nil {
+			c.Runs = map[string]engine.Run{}
+		}
+		c.Runs[k] = engine.Run{Tunnel: r.Tunnel, Channel: r.Channel, Gen: old.Gen + 1, Recorded: old.Recorded || r.Recorded,
+			Pending: r.Pending, StartedAt: r.At, StartedBy: r.By}
+	})
 	return old.Gen + 1, nil
 }
 
@@ -335,7 +372,13 @@ func (st *memStore) AddStop(ctx context.Context, ws, id, tunnelID string, m engi
 			return nil
 		}
 	}
-	sub.Stops[tunnelID] = append(sub.Stops[tunnelID], m)
+	sh.update(id, func(c *engine.Subscriber) {
+		c.Stops = maps.Clone(c.Stops)
+		if c.Stops == nil {
+			c.Stops = map[string][]engine.StopMarker{}
+		}
+		c.Stops[tunnelID] = append(slices.Clip(c.Stops[tunnelID]), m)
+	})
 	return nil
 }
 
@@ -363,9 +406,7 @@ func (st *memStore) SaveChatMessage(ctx context.Context, ws, id string, m engine
 	sh := st.shard(ws, id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, ok := sh.chats[m.ID]; !ok {
-		sh.chats[m.ID] = m
-	}
+	sh.chats[m.ID] = struct{}{} // a retry writes the same item again
 	return nil
 }
 
@@ -391,18 +432,19 @@ func (st *memStore) changeTags(ws, id string, tags []string, add bool) error {
 	sh := st.shard(ws, id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sub, ok := sh.subs[id]
-	if !ok {
-		return engine.ErrNotFound
-	}
-	for _, t := range tags {
-		has := slices.Contains(sub.Tags, t)
-		switch {
-		case add && !has:
-			sub.Tags = append(sub.Tags, t)
-		case !add && has:
-			sub.Tags = slices.DeleteFunc(sub.Tags, func(x string) bool { return x == t })
+	if !sh.update(id, func(c *engine.Subscriber) {
+		c.Tags = slices.Clone(c.Tags)
+		for _, t := range tags {
+			has := slices.Contains(c.Tags, t)
+			switch {
+			case add && !has:
+				c.Tags = append(c.Tags, t)
+			case !add && has:
+				c.Tags = slices.DeleteFunc(c.Tags, func(x string) bool { return x == t })
+			}
 		}
+	}) {
+		return engine.ErrNotFound
 	}
 	return nil
 }

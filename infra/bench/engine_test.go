@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -33,4 +34,17 @@ func TestEngineInProcess(t *testing.T) {
 			t.Errorf("shard %d holds %d chat messages, not whole runs of %d", i, n, load.MessagesPerRun)
 		}
 	}
+}
+
+// BenchmarkEngineOneCore is the one-core figure of `make bench`, for
+// profiling: go test -run '^$' -bench EngineOneCore -benchtime 200000x -cpuprofile cpu.out ./infra/bench
+// (an op is a step; steps/s leaves the setup out).
+func BenchmarkEngineOneCore(b *testing.B) {
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	res, _, err := runEngineWith(context.Background(), max(b.N/load.StepsPerRun, 1), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(res.StepsPerSec, "steps/s")
 }

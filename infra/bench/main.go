@@ -12,6 +12,7 @@
 // Usage:
 //
 //	go run ./infra/bench [-subscribers 2000] [-out BENCHMARKS.md]
+//	go run ./infra/bench -only engine   (the in-process engine alone, in seconds)
 package main
 
 import (
@@ -48,6 +49,7 @@ type options struct {
 	LoadTimeout time.Duration
 	Out         string
 	Command     string
+	Only        string
 }
 
 func main() {
@@ -61,6 +63,7 @@ func main() {
 	flag.DurationVar(&o.RawSeconds, "raw", 4*time.Second, "time each raw emulator measurement runs")
 	flag.DurationVar(&o.LoadTimeout, "load-timeout", 8*time.Minute, "bound of the load run")
 	flag.StringVar(&o.Out, "out", "", "report file (default <repo>/BENCHMARKS.md; - for none)")
+	flag.StringVar(&o.Only, "only", "", "run one phase and print it, writing no report: engine (the in-process engine, one core and all cores)")
 	flag.StringVar(&o.Command, "command", "", "the command to record in the report (default: this one's command line)")
 	flag.Parse()
 	if o.Command == "" {
@@ -81,7 +84,8 @@ type report struct {
 	Began     time.Time
 	Took      time.Duration
 	Command   string
-	Engine    engineResult
+	Engine    engineResult // all cores, 4 workers per core
+	EngineOne engineResult // one core, one worker: the headline
 	Raw       []rawResult
 	Load      *load.Result
 	Paced     *load.Result
@@ -107,6 +111,13 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	say("machine: %s", rep.Machine.oneLine())
 
+	if o.Only != "" && o.Only != "engine" {
+		return fmt.Errorf("-only %q: the phase that runs alone is engine", o.Only)
+	}
+	if o.Only == "engine" {
+		return engineInProcess(ctx, o, rep, say)
+	}
+
 	// Builds first: the heaviest CPU work, done before anything is timed.
 	work, err := os.MkdirTemp("", "tunnels-bench-")
 	if err != nil {
@@ -125,11 +136,9 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		}
 	}
 
-	say("engine in process: %d runs x %d steps over memory ports", o.EngineRuns, load.StepsPerRun)
-	if rep.Engine, err = runEngine(ctx, o.EngineRuns, 4*runtime.GOMAXPROCS(0)); err != nil {
-		return fmt.Errorf("engine in process: %w", err)
+	if err := engineInProcess(ctx, o, rep, say); err != nil {
+		return err
 	}
-	say("  %.0f steps/s (%d steps in %s, %d workers)", rep.Engine.StepsPerSec, rep.Engine.Steps, rep.Engine.Elapsed.Round(time.Millisecond), rep.Engine.Workers)
 
 	say("starting the local stack (emulators, API, pollers) with counted AWS calls")
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
@@ -204,6 +213,23 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		}
 		say("wrote %s", o.Out)
 	}
+	return nil
+}
+
+// engineInProcess measures the engine over memory ports: on one core, then
+// on all of them.
+func engineInProcess(ctx context.Context, o options, rep *report, say func(string, ...any)) error {
+	var err error
+	say("engine in process, one core: %d runs x %d steps over memory ports, GOMAXPROCS 1, 1 worker", o.EngineRuns, load.StepsPerRun)
+	if rep.EngineOne, err = runEngineOneCore(ctx, o.EngineRuns); err != nil {
+		return fmt.Errorf("engine in process, one core: %w", err)
+	}
+	say("  %.0f steps/s (%d steps in %s)", rep.EngineOne.StepsPerSec, rep.EngineOne.Steps, rep.EngineOne.Elapsed.Round(time.Millisecond))
+	say("engine in process, all cores: %d runs x %d steps, GOMAXPROCS %d", o.EngineRuns, load.StepsPerRun, runtime.GOMAXPROCS(0))
+	if rep.Engine, err = runEngine(ctx, o.EngineRuns, 4*runtime.GOMAXPROCS(0)); err != nil {
+		return fmt.Errorf("engine in process: %w", err)
+	}
+	say("  %.0f steps/s (%d steps in %s, %d workers)", rep.Engine.StepsPerSec, rep.Engine.Steps, rep.Engine.Elapsed.Round(time.Millisecond), rep.Engine.Workers)
 	return nil
 }
 
