@@ -4,6 +4,7 @@
 package engine
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/json"
@@ -89,10 +90,12 @@ type Hold struct {
 
 // Decode parses and checks a step message.
 func Decode(body []byte) (Step, error) {
-	var s Step
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	if err := dec.Decode(&s); err != nil {
-		return Step{}, fmt.Errorf("step message: %w", err)
+	s, ok := decodeStep(body)
+	if !ok {
+		s = Step{}
+		if err := json.NewDecoder(bytes.NewReader(body)).Decode(&s); err != nil {
+			return Step{}, fmt.Errorf("step message: %w", err)
+		}
 	}
 	if s.V != MessageVersion {
 		return Step{}, fmt.Errorf("step message: version %d is not supported (want %d)", s.V, MessageVersion)
@@ -108,8 +111,11 @@ func Decode(body []byte) (Step, error) {
 	return s, nil
 }
 
-// Encode is the wire form of a step.
+// Encode is the wire form of a step: what json.Marshal writes.
 func (s Step) Encode() []byte {
+	if b, ok := appendStep(make([]byte, 0, 320), s); ok {
+		return b
+	}
 	b, _ := json.Marshal(s) // a Step always marshals
 	return b
 }
