@@ -9,7 +9,6 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -121,17 +120,23 @@ func (s Step) Encode() []byte {
 }
 
 // DeriveID makes a child step id from its parent's id and the edge taken, so
-// a replayed parent produces the same children and their claims dedupe them.
+// a replayed parent produces the same children and their claims dedupe them:
+// the first 20 bytes of SHA-256(parent, 0, edge[0], 0, edge[1]...) in
+// lowercase base32 without padding (32 characters).
 func DeriveID(parent string, edge ...string) string {
-	h := sha256.New()
-	h.Write([]byte(parent))
+	var buf [256]byte // ids and edges are short: no allocation but the id
+	b := append(buf[:0], parent...)
 	for _, e := range edge {
-		h.Write([]byte{0})
-		h.Write([]byte(e))
+		b = append(b, 0)
+		b = append(b, e...)
 	}
-	sum := h.Sum(nil)
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:20]))
+	sum := sha256.Sum256(b)
+	var id [32]byte
+	idEncoding.Encode(id[:], sum[:20])
+	return string(id[:])
 }
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // Kinds of steps; each has its own queue and function.
 type Kind string
