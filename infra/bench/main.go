@@ -43,6 +43,7 @@ type options struct {
 	Paced       int
 	PacedRate   float64
 	EngineRuns  int
+	EngineReps  int
 	Burst       int
 	ColdRuns    int
 	RawSeconds  time.Duration
@@ -58,6 +59,7 @@ func main() {
 	flag.IntVar(&o.Paced, "paced", 300, "subscribers of the paced load run (latency below capacity); 0 skips it")
 	flag.Float64Var(&o.PacedRate, "paced-rate", 5, "events per second of the paced load run")
 	flag.IntVar(&o.EngineRuns, "engine-runs", 20000, "runs of the in-process engine measurement (10 steps each)")
+	flag.IntVar(&o.EngineReps, "engine-repeats", 3, "timed runs of the one-core engine measurement (after one to warm up; the median is reported)")
 	flag.IntVar(&o.Burst, "burst", 200, "invocations of each function before its peak memory is read")
 	flag.IntVar(&o.ColdRuns, "cold", 3, "cold starts per function (the median is reported)")
 	flag.DurationVar(&o.RawSeconds, "raw", 4*time.Second, "time each raw emulator measurement runs")
@@ -220,17 +222,27 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 // on all of them.
 func engineInProcess(ctx context.Context, o options, rep *report, say func(string, ...any)) error {
 	var err error
-	say("engine in process, one core: %d runs x %d steps over memory ports, GOMAXPROCS 1, 1 worker", o.EngineRuns, load.StepsPerRun)
-	if rep.EngineOne, err = runEngineOneCore(ctx, o.EngineRuns); err != nil {
+	say("engine in process, one core: %d runs x %d steps over memory ports, GOMAXPROCS 1, 1 worker; one run to warm up, then %d timed", o.EngineRuns, load.StepsPerRun, o.EngineReps)
+	if rep.EngineOne, err = runEngineOneCore(ctx, o.EngineRuns, o.EngineReps); err != nil {
 		return fmt.Errorf("engine in process, one core: %w", err)
 	}
-	say("  %.0f steps/s (%d steps in %s)", rep.EngineOne.StepsPerSec, rep.EngineOne.Steps, rep.EngineOne.Elapsed.Round(time.Millisecond))
+	say("  %.0f steps/s, the median of %s (%d steps in %s); the first run, in a fresh process: %.0f steps/s",
+		rep.EngineOne.StepsPerSec, rates(rep.EngineOne.Repeats), rep.EngineOne.Steps, rep.EngineOne.Elapsed.Round(time.Millisecond), rep.EngineOne.WarmUp)
 	say("engine in process, all cores: %d runs x %d steps, GOMAXPROCS %d", o.EngineRuns, load.StepsPerRun, runtime.GOMAXPROCS(0))
 	if rep.Engine, err = runEngine(ctx, o.EngineRuns, 4*runtime.GOMAXPROCS(0)); err != nil {
 		return fmt.Errorf("engine in process: %w", err)
 	}
 	say("  %.0f steps/s (%d steps in %s, %d workers)", rep.Engine.StepsPerSec, rep.Engine.Steps, rep.Engine.Elapsed.Round(time.Millisecond), rep.Engine.Workers)
 	return nil
+}
+
+// rates lists steps/s figures.
+func rates(r []float64) string {
+	parts := make([]string, len(r))
+	for i, v := range r {
+		parts[i] = strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // functionEnv is the environment Lambda would give a function, pointed at
