@@ -21,10 +21,28 @@ var prices = struct {
 	LambdaRequest float64 // $ per invocation: $0.20 per million
 	SESEmail      float64 // $ per email sent: $0.10 per 1,000
 	HTTPAPI       float64 // API Gateway HTTP API, $ per request (first 300 million a month): $1.00 per million
+
+	// AWS Step Functions, what an AWS user would pick instead (checked on
+	// stepFunctionsChecked at stepFunctionsSource).
+	SFNTransition     float64 // Standard workflows, $ per state transition: $0.025 per 1,000 (us-east-1)
+	SFNExpressRequest float64 // Express workflows, $ per request (an execution started): $1.00 per million
+	SFNExpressGBs     float64 // Express workflows, $ per GB-second of duration: $0.06 per GB-hour for the first 1,000 GB-hours a month ($0.03 for the next 4,000, $0.01642 beyond)
 }{
 	DynamoWRU: 0.625e-6, DynamoRRU: 0.125e-6, SQSRequest: 0.40e-6,
 	LambdaGBs: 0.0000133334, LambdaRequest: 0.20e-6, SESEmail: 0.10e-3, HTTPAPI: 1.00e-6,
+	SFNTransition: 0.025e-3, SFNExpressRequest: 1.00e-6, SFNExpressGBs: 0.06 / 3600,
 }
+
+// The Step Functions prices: checked on this date at this page (us-east-1).
+// Express: "Duration is calculated from the time your workflow begins
+// executing until it completes or otherwise terminates, rounded up to the
+// nearest 100ms, and the amount of memory used [...], billed in 64-MB
+// chunks"; memory is 50 MB plus the definition plus the execution data, so
+// a small workflow bills 64 MB.
+const (
+	stepFunctionsChecked = "2026-12-05"
+	stepFunctionsSource  = "https://aws.amazon.com/step-functions/pricing/"
+)
 
 // Units DynamoDB charges (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html):
 // a write is 1 WRU per KB of the larger of the item before and after, a
@@ -216,13 +234,112 @@ func designMinimum() perStep {
 	return p
 }
 
+// physicalFloor is the least any durable design can do per step: one record
+// and one queue hop.
+//
+//   - one durable record: 1 PutItem of a <= 1 KB item, 1 WRU ($0.625 per
+//     million steps on demand); no read (the step carries what it needs);
+//   - one queue hop, amortised over batches of 10: 1 SendMessageBatch, 1
+//     ReceiveMessage and 1 DeleteMessageBatch per 10 messages, 0.3 SQS
+//     requests per step ($0.12 per million steps);
+//   - the Lambda share: 1 invocation per batch of 10 records (0.1 per step),
+//     billed like the design's (defaultAssumptions, full batches).
+func physicalFloor() perStep {
+	const batch = 10
+	return perStep{
+		Reads: map[string]float64{}, Writes: map[string]float64{"PutItem": 1},
+		WRU: 1, Send: 1.0 / batch, SendEntries: 1, Receive: 1.0 / batch, Delete: 1.0 / batch,
+		Invocations: 1.0 / batch, RecordsPerInvocation: batch, UnitsMeasured: true,
+	}
+}
+
+// workflow is the load tunnel (load.Tunnel) as an AWS Step Functions state
+// machine: one state per step — 9 Task states (6 messages, 3 tag actions:
+// add_tags, then add_tags and remove_tags) and 1 Wait state of 1 s — in a
+// line.
+type workflow struct {
+	Steps       int     // steps of the tunnel a run takes (load.StepsPerRun)
+	States      int     // states entered per run
+	StartEnd    int     // transitions counted for the execution's start and end
+	Tasks       int     // Task states: each invokes a Lambda function
+	WaitSeconds float64 // time spent in Wait states
+	MemoryMB    float64 // Express: 50 MB + definition + execution data, billed in 64 MB chunks
+}
+
+// loadWorkflow: Step Functions bills a state transition "each time a step
+// of your workflow is executed" (retries included): the 10 states of a run.
+// The execution's start and end are counted too (2): 12 per run, 1.2 per
+// step. That is the upper count; if only the states' entries are billed it
+// is 10 per run and the Standard figure 5/6 of the one reported (the report
+// says both).
+var loadWorkflow = workflow{Steps: 10, States: 10, StartEnd: 2, Tasks: 9, WaitSeconds: 1, MemoryMB: 64}
+
+// TransitionsPerStep of a Standard workflow.
+func (w workflow) TransitionsPerStep() float64 {
+	return float64(w.States+w.StartEnd) / float64(w.Steps)
+}
+
+// ExpressDuration is an Express execution's billed duration: its tasks at
+// a.StepMS each plus its waits, rounded up to 100 ms.
+func (w workflow) ExpressDuration(a assumptions) float64 {
+	d := float64(w.Tasks)*a.StepMS/1000 + w.WaitSeconds
+	return math.Ceil(math.Round(d*1e6)/1e5) / 10 // to 100 ms, above float noise
+}
+
+// ExpressGB is an Express execution's billed memory: 64 MB chunks.
+func (w workflow) ExpressGB() float64 {
+	return math.Ceil(max(w.MemoryMB, 1)/64) * 64 / 1024
+}
+
+// taskLambda is what the Task states' Lambda functions cost per million
+// steps: one invocation per task (Step Functions invokes one at a time, no
+// batches), a.StepMS each at the template's memory.
+func (w workflow) taskLambda(a assumptions) (requests, compute float64) {
+	perStep := float64(w.Tasks) / float64(w.Steps)
+	return 1e6 * perStep * prices.LambdaRequest, 1e6 * perStep * a.StepMS / 1000 * a.MemoryMB / 1024 * prices.LambdaGBs
+}
+
+// stepFunctionsStandard is the tunnel on a Standard workflow, per million
+// steps: state transitions and the tasks' Lambda functions. It leaves out
+// the DynamoDB the funnel still needs (see funnelState).
+func stepFunctionsStandard(w workflow, a assumptions) cost {
+	req, comp := w.taskLambda(a)
+	return cost{StepFunctions: 1e6 * w.TransitionsPerStep() * prices.SFNTransition, LambdaRequests: req, LambdaCompute: comp}
+}
+
+// stepFunctionsExpress is the tunnel on an Express workflow, per million
+// steps: one request per run, the run's duration (its wait included) at 64
+// MB, and the tasks' Lambda functions. Express runs last at most 5 minutes
+// and run at least once (not exactly once): a funnel that waits a day
+// cannot be one Express execution.
+func stepFunctionsExpress(w workflow, a assumptions) cost {
+	req, comp := w.taskLambda(a)
+	runs := 1e6 / float64(w.Steps)
+	return cost{
+		StepFunctions:  runs * (prices.SFNExpressRequest + w.ExpressDuration(a)*w.ExpressGB()*prices.SFNExpressGBs),
+		LambdaRequests: req, LambdaCompute: comp,
+	}
+}
+
+// funnelState is the DynamoDB a funnel keeps whatever runs it, per step of
+// the load tunnel, and which Step Functions' price does not include: the
+// chat item of each message (6 in 10: 1 WRU) and the subscriber's tag set
+// (3 in 10: 1 WRU), the tag catalog read by a tag action (0.5 RRU) and the
+// profile read once per run for the placeholders (0.1 RRU per step).
+func funnelState() perStep {
+	return perStep{
+		Reads: map[string]float64{"GetItem": 0.1, "Query": 0.3}, Writes: map[string]float64{"PutItem": 0.6, "UpdateItem": 0.3},
+		RRU: 0.1 + 0.3*0.5, WRU: 0.6 + 0.3, UnitsMeasured: true,
+	}
+}
+
 // cost is dollars per million steps, by service.
 type cost struct {
-	DynamoDB, SQS, LambdaRequests, LambdaCompute, SES float64
+	DynamoDB, SQS, LambdaRequests, LambdaCompute, SES, StepFunctions float64
 }
 
 func (c cost) Total() float64 {
-	return c.DynamoDB + c.SQS + c.LambdaRequests + c.LambdaCompute + c.SES
+	return c.DynamoDB + c.SQS + c.LambdaRequests + c.LambdaCompute + c.SES + c.StepFunctions
 }
 
 // costPerMillion prices a step's calls (a million times).

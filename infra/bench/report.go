@@ -23,12 +23,34 @@ func (r *report) markdown() string {
 	p("| load average | %s before, %s after (other work on the machine shares the CPUs and skews the timings) |\n\n", m.LoadBefore, m.LoadAfter)
 
 	p("## Steps per second\n\n")
+	var dt, qt string
+	var ceiling float64
+	if r.Load != nil && r.Load.Steps > 0 {
+		dt, qt, ceiling = ceilingParts(r.Raw, r.PerStep)
+	}
+	var head []string
+	if e := r.EngineOne; e.Steps > 0 {
+		head = append(head, fmt.Sprintf("**engine in process, one core: %.0f steps/s**", e.StepsPerSec))
+	}
+	if l := r.Load; l != nil && ceiling > 0 {
+		head = append(head, fmt.Sprintf("**local stack: %.0f steps/s = %.0f%% of the emulators' ceiling %.0f measured in this run**", l.StepsPerSec99, 100*l.StepsPerSec99/ceiling, ceiling))
+	}
+	if len(head) > 0 {
+		p("%s\n\n", strings.Join(head, " · "))
+	}
 	p("| where | steps/s | what |\n| --- | ---: | --- |\n")
-	p("| engine in process | %.0f | the real `engine.Processor` and tag actions over in-memory ports, %d runs x %d steps, %d workers; steps pass through a channel in their wire form; delays not waited out |\n",
-		r.Engine.StepsPerSec, r.Engine.Runs, load.StepsPerRun, r.Engine.Workers)
+	if e := r.EngineOne; e.Steps > 0 {
+		p("| engine in process, one core | %.0f | the real `engine.Processor` and tag actions over in-memory ports, %d runs x %d steps, GOMAXPROCS 1 (the garbage collector on the same core), 1 worker; the median of %s steps/s, timed after one run of the same size to warm the process up (that first run, in a fresh process whose heap grows as the in-memory store fills: %.0f steps/s); steps pass through a channel in their wire form (JSON, encoded and decoded); the step's log line formatted and discarded; delays not waited out |\n",
+			e.StepsPerSec, e.Runs, load.StepsPerRun, rates(e.Repeats), e.WarmUp)
+	}
+	p("| engine in process, all cores | %.0f | the same, GOMAXPROCS %d, %d workers, one run |\n", r.Engine.StepsPerSec, r.Engine.Procs, r.Engine.Workers)
 	if l := r.Load; l != nil {
-		p("| local stack | %.0f | %d subscribers through the %d-step tunnel: `POST /v1/events`, the step functions in process fed by the SQS pollers, DynamoDB Local, fauxqs, a bot gateway on loopback (every message delivered and signed); first event to 99%% of the runs finished (%.0f steps/s to the very last step) |\n",
-			l.StepsPerSec99, l.Subscribers, load.StepsPerRun, l.StepsPerSec)
+		share := ""
+		if ceiling > 0 {
+			share = fmt.Sprintf(" — %.0f%% of the emulators' ceiling of %.0f steps/s measured in this run (below)", 100*l.StepsPerSec99/ceiling, ceiling)
+		}
+		p("| local stack | %.0f | %d subscribers through the %d-step tunnel: `POST /v1/events`, the step functions in process fed by the SQS pollers, DynamoDB Local, fauxqs, a bot gateway on loopback (every message delivered and signed); first event to 99%% of the runs finished (%.0f steps/s to the very last step)%s |\n",
+			l.StepsPerSec99, l.Subscribers, load.StepsPerRun, l.StepsPerSec, share)
 	}
 	for _, raw := range r.Raw {
 		p("| ceiling: %s | %.0f | the emulator alone, %d concurrent clients for %s%s |\n", raw.What, raw.PerSec, raw.Clients, raw.Elapsed.Round(100*time.Millisecond), errNote(raw.Errors))
@@ -36,9 +58,11 @@ func (r *report) markdown() string {
 	if r.Load != nil && r.Load.Steps > 0 {
 		ps := r.PerStep
 		dyn := ps.DynamoCalls(ps.Reads) + ps.DynamoCalls(ps.Writes)
-		dt, qt, ceiling := ceilingParts(r.Raw, ps)
 		p("\nA step made %.1f DynamoDB calls and %.1f SQS requests here (below). At the emulators' raw rates, the DynamoDB calls of one step take %s of the emulator's time and its message's trip through fauxqs %s: a ceiling of about %.0f steps/s for the local stack. ",
 			dyn, ps.SQSRequests()+ps.Empty, dt, qt, ceiling)
+		if ceiling > 0 {
+			p("The local stack ran at %.0f steps/s, %.0f%% of it. ", r.Load.StepsPerSec99, 100*r.Load.StepsPerSec99/ceiling)
+		}
 		p("Everything — emulators, functions, load generator, and whatever else runs on the machine — shares the same %d CPUs.\n\n", m.CPUs)
 	} else {
 		p("\n")
@@ -72,45 +96,65 @@ func (r *report) markdown() string {
 	} else {
 		p("DynamoDB Local reported no `ConsumedCapacity`: the units are estimated from the calls (1 per read <= 4 KB, 1 per write <= 1 KB, 2 per transactional item, failed conditions included).\n\n")
 	}
-	ms, mn := r.PerStep, r.Minimum
-	p("| kind | measured | design minimum |\n| --- | ---: | ---: |\n")
-	p("| DynamoDB reads | %.2f | %.2f |\n", ms.DynamoCalls(ms.Reads), mn.DynamoCalls(mn.Reads))
-	for _, op := range unionKeys(ms.Reads, mn.Reads) {
-		p("| &nbsp;&nbsp;%s | %.2f | %.2f |\n", op, ms.Reads[op], mn.Reads[op])
+	ms, mn, fl := r.PerStep, r.Minimum, physicalFloor()
+	p("| kind | measured | design minimum | floor (1 record + 1 hop) |\n| --- | ---: | ---: | ---: |\n")
+	p("| DynamoDB reads | %.2f | %.2f | %.2f |\n", ms.DynamoCalls(ms.Reads), mn.DynamoCalls(mn.Reads), fl.DynamoCalls(fl.Reads))
+	for _, op := range unionKeys(ms.Reads, mn.Reads, fl.Reads) {
+		p("| &nbsp;&nbsp;%s | %.2f | %.2f | %.2f |\n", op, ms.Reads[op], mn.Reads[op], fl.Reads[op])
 	}
-	p("| DynamoDB writes | %.2f | %.2f |\n", ms.DynamoCalls(ms.Writes), mn.DynamoCalls(mn.Writes))
-	for _, op := range unionKeys(ms.Writes, mn.Writes) {
-		p("| &nbsp;&nbsp;%s | %.2f | %.2f |\n", op, ms.Writes[op], mn.Writes[op])
+	p("| DynamoDB writes | %.2f | %.2f | %.2f |\n", ms.DynamoCalls(ms.Writes), mn.DynamoCalls(mn.Writes), fl.DynamoCalls(fl.Writes))
+	for _, op := range unionKeys(ms.Writes, mn.Writes, fl.Writes) {
+		p("| &nbsp;&nbsp;%s | %.2f | %.2f | %.2f |\n", op, ms.Writes[op], mn.Writes[op], fl.Writes[op])
 	}
-	p("| &nbsp;&nbsp;of which failed conditions | %.3f | 0 |\n", ms.ConditionFailed)
-	p("| DynamoDB read request units | %.2f | %.2f |\n", ms.RRU, mn.RRU)
-	p("| DynamoDB write request units | %.2f | %.2f |\n", ms.WRU, mn.WRU)
-	p("| SQS sends (SendMessageBatch calls) | %.2f | %.2f |\n", ms.Send, mn.Send)
-	p("| &nbsp;&nbsp;messages sent | %.2f | %.2f |\n", ms.SendEntries, mn.SendEntries)
-	p("| SQS receives that brought messages | %.2f | %.2f |\n", ms.Receive, mn.Receive)
-	p("| SQS deletes (DeleteMessageBatch) | %.2f | %.2f |\n", ms.Delete, mn.Delete)
-	p("| SQS other (ChangeMessageVisibility...) | %.3f | 0 |\n", ms.SQSOther)
-	p("| SES sends | %.2f | %.2f |\n", ms.SES, mn.SES)
-	p("| function invocations | %.3f (%.1f records each) | %.3f (%.0f records each) |\n", ms.Invocations, ms.RecordsPerInvocation, mn.Invocations, mn.RecordsPerInvocation)
-	p("| idle receives (empty long polls; a fixed cost per poller, not per step) | %.2f | — |\n\n", ms.Empty)
+	p("| &nbsp;&nbsp;of which failed conditions | %.3f | 0 | 0 |\n", ms.ConditionFailed)
+	p("| DynamoDB read request units | %.2f | %.2f | %.2f |\n", ms.RRU, mn.RRU, fl.RRU)
+	p("| DynamoDB write request units | %.2f | %.2f | %.2f |\n", ms.WRU, mn.WRU, fl.WRU)
+	p("| SQS sends (SendMessageBatch calls) | %.2f | %.2f | %.2f |\n", ms.Send, mn.Send, fl.Send)
+	p("| &nbsp;&nbsp;messages sent | %.2f | %.2f | %.2f |\n", ms.SendEntries, mn.SendEntries, fl.SendEntries)
+	p("| SQS receives that brought messages | %.2f | %.2f | %.2f |\n", ms.Receive, mn.Receive, fl.Receive)
+	p("| SQS deletes (DeleteMessageBatch) | %.2f | %.2f | %.2f |\n", ms.Delete, mn.Delete, fl.Delete)
+	p("| SQS requests | %.2f | %.2f | %.2f |\n", ms.SQSRequests(), mn.SQSRequests(), fl.SQSRequests())
+	p("| SQS other (ChangeMessageVisibility...) | %.3f | 0 | 0 |\n", ms.SQSOther)
+	p("| SES sends | %.2f | %.2f | 0 |\n", ms.SES, mn.SES)
+	p("| function invocations | %.3f (%.1f records each) | %.3f (%.0f records each) | %.3f (%.0f records each) |\n", ms.Invocations, ms.RecordsPerInvocation, mn.Invocations, mn.RecordsPerInvocation, fl.Invocations, fl.RecordsPerInvocation)
+	p("| idle receives (empty long polls; a fixed cost per poller, not per step) | %.2f | — | — |\n\n", ms.Empty)
 	p("The design minimum (infra/bench `designMinimum`, read off shared/engine/processor.go and shared/store/steps.go), for this tunnel:\n\n")
 	p("- every step: 1 consistent GetItem of the profile (generation, STOP markers and placeholder data in one read: 1 RRU); 1 conditional UpdateItem claiming the step (1 WRU); 1 completion — a conditional UpdateItem when the step has one child (2 WRU: the ~0.7 KB record and its Journey index entry), a 2-item TransactWriteItems with the run's pending count for the leaf (1 step in 10 here; 6 WRU); 1 SendMessageBatch of its children (none for the leaf); a tenth of the pollers' ReceiveMessage and DeleteMessageBatch at full batches of 10; the tunnel definition cached (~0);\n")
 	p("- a message (6 in 10) adds the channel connector's settings (1 consistent GetItem) and the chat item (1 conditional PutItem);\n")
 	p("- add_tags / remove_tags (3 in 10) add the tag catalog (1 eventually consistent Query: 0.5 RRU) and the tag-set UpdateItem.\n\n")
+	p("The physical floor (infra/bench `physicalFloor`) is what any durable design needs per step: one record — 1 PutItem of an item under 1 KB, 1 WRU, no read — and one queue hop amortised over batches of 10 — 1 SendMessageBatch, 1 ReceiveMessage and 1 DeleteMessageBatch per 10 messages, %.1f SQS requests per step — with 1 function invocation per 10 records. ", fl.SQSRequests())
+	p("Measured, a step makes %.1fx the floor's write units and %.1fx its SQS requests, and reads %.2f RRU where the floor reads none.\n\n", ratio(ms.WRU, fl.WRU), ratio(ms.SQSRequests(), fl.SQSRequests()), ms.RRU)
 	if len(r.Ingest) > 0 {
 		p("Ingest (`POST /v1/events`, the api function) made per event: %s.\n\n", describeCalls(r.Ingest))
 	}
 
 	p("## Cost per million steps on AWS\n\n")
 	a := defaultAssumptions
-	cm, cmin := costPerMillion(ms, a), costPerMillion(mn, a)
-	p("| | measured calls | design minimum |\n| --- | ---: | ---: |\n")
-	p("| DynamoDB on-demand | $%.3f | $%.3f |\n", cm.DynamoDB, cmin.DynamoDB)
-	p("| SQS standard | $%.3f | $%.3f |\n", cm.SQS, cmin.SQS)
-	p("| Lambda requests | $%.3f | $%.3f |\n", cm.LambdaRequests, cmin.LambdaRequests)
-	p("| Lambda compute (arm64) | $%.3f | $%.3f |\n", cm.LambdaCompute, cmin.LambdaCompute)
-	p("| SES | $%.3f | $%.3f |\n", cm.SES, cmin.SES)
-	p("| **total per million steps** | **$%.2f** | **$%.2f** |\n\n", cm.Total(), cmin.Total())
+	w := loadWorkflow
+	cm, cmin, cfl := costPerMillion(ms, a), costPerMillion(mn, a), costPerMillion(fl, a)
+	std, exp := stepFunctionsStandard(w, a), stepFunctionsExpress(w, a)
+	fs := costPerMillion(funnelState(), a)
+	p("| | measured calls | design minimum | floor (1 record + 1 hop) | Step Functions Standard | Step Functions Express |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	p("| DynamoDB on-demand | $%.3f | $%.3f | $%.3f | not included | not included |\n", cm.DynamoDB, cmin.DynamoDB, cfl.DynamoDB)
+	p("| SQS standard | $%.3f | $%.3f | $%.3f | — | — |\n", cm.SQS, cmin.SQS, cfl.SQS)
+	p("| Lambda requests | $%.3f | $%.3f | $%.3f | $%.3f | $%.3f |\n", cm.LambdaRequests, cmin.LambdaRequests, cfl.LambdaRequests, std.LambdaRequests, exp.LambdaRequests)
+	p("| Lambda compute (arm64) | $%.3f | $%.3f | $%.3f | $%.3f | $%.3f |\n", cm.LambdaCompute, cmin.LambdaCompute, cfl.LambdaCompute, std.LambdaCompute, exp.LambdaCompute)
+	p("| SES | $%.3f | $%.3f | — | — | — |\n", cm.SES, cmin.SES)
+	p("| Step Functions | — | — | — | $%.3f | $%.3f |\n", std.StepFunctions, exp.StepFunctions)
+	p("| **total per million steps** | **$%.2f** | **$%.2f** | **$%.2f** | **$%.2f** + DynamoDB | **$%.2f** + DynamoDB |\n", cm.Total(), cmin.Total(), cfl.Total(), std.Total(), exp.Total())
+	p("| times the floor | %.1fx | %.1fx | 1x | %.1fx + DynamoDB | %.1fx + DynamoDB |\n\n", ratio(cm.Total(), cfl.Total()), ratio(cmin.Total(), cfl.Total()), ratio(std.Total(), cfl.Total()), ratio(exp.Total(), cfl.Total()))
+	p("The floor column prices the physical floor above: %.0f WRU x $%.3f per million = $%.3f; %.1f SQS requests x $%.2f per million = $%.3f; %.1f invocations x $%.2f per million = $%.3f; and the invocation's compute as in the other columns (full batches of %.0f, %.0f ms a step).\n\n",
+		fl.WRU, prices.DynamoWRU*1e6, cfl.DynamoDB, fl.SQSRequests(), prices.SQSRequest*1e6, cfl.SQS, fl.Invocations, prices.LambdaRequest*1e6, cfl.LambdaRequests, fl.RecordsPerInvocation, a.StepMS)
+	p("What an AWS user would pick instead: the same %d-step tunnel as a Step Functions state machine of %d states (%d Task states invoking a Lambda function each — the 6 messages and 3 tag actions — and a %.0f s Wait state) in a line. ",
+		w.Steps, w.States, w.Tasks, w.WaitSeconds)
+	p("**Standard**: $%.3f per 1,000 state transitions, a transition each time a state is entered, retries included: %d states plus the execution's start and end = %d per run, %.1f per step, $%.2f per million steps ($%.2f at %d per run, if the start and end are not billed). ",
+		prices.SFNTransition*1e3, w.States, w.States+w.StartEnd, w.TransitionsPerStep(), std.StepFunctions, std.StepFunctions*float64(w.States)/float64(w.States+w.StartEnd), w.States)
+	p("**Express**: $%.2f per million requests (one per run, %.1f per step) plus $%.10f per GB-second ($%.2f per GB-hour, the first 1,000 GB-hours a month; less beyond) of the run's duration rounded up to 100 ms — %d tasks x %.0f ms + the %.0f s wait = %.1f s — at %.0f MB (50 MB + definition + data, billed in 64 MB chunks): $%.3f per million steps. Express runs last at most 5 minutes and run at least once, not exactly once: a funnel whose delays last hours or days cannot be one Express execution. ",
+		prices.SFNExpressRequest*1e6, 1/float64(w.Steps), prices.SFNExpressGBs, prices.SFNExpressGBs*3600, w.Tasks, a.StepMS, w.WaitSeconds, w.ExpressDuration(a), w.ExpressGB()*1024, exp.StepFunctions)
+	p("Both columns add the Task states' Lambda functions (%.1f invocations per step, one record each, %.0f ms at %.0f MB). ", float64(w.Tasks)/float64(w.Steps), a.StepMS, a.MemoryMB)
+	p("**Neither includes the DynamoDB state the funnel still needs** — the subscriber's profile, tags, chat items: for this tunnel at least the chat item of each message and the tag set of each tag action (%.1f WRU per step) and the tag catalog and one profile read per run (%.2f RRU), $%.3f per million steps (infra/bench `funnelState`), which would make Standard $%.2f and Express $%.2f. ",
+		funnelState().WRU, funnelState().RRU, fs.DynamoDB, std.Total()+fs.DynamoDB, exp.Total()+fs.DynamoDB)
+	p("Step Functions prices checked %s at %s (us-east-1).\n\n", stepFunctionsChecked, stepFunctionsSource)
 	p("Prices (us-east-1 list prices, checked %s; DynamoDB on-demand as cut on 2024-11-01): DynamoDB $%.3f per million write request units and $%.3f per million read request units (a transactional write is 2 WRU per item per KB); SQS standard $%.2f per million requests (each 64 KB of payload is a request; a step message is ~0.3 KB); Lambda arm64 $%.10f per GB-second and $%.2f per million requests; SES $%.2f per 1,000 emails. Free tiers left out.\n\n",
 		pricesChecked, prices.DynamoWRU*1e6, prices.DynamoRRU*1e6, prices.SQSRequest*1e6, prices.LambdaGBs, prices.LambdaRequest*1e6, prices.SESEmail*1e3)
 	p("Assumptions: memory %.0f MB (the template's); a step takes %.0f ms on AWS (about five calls to DynamoDB and SQS in-region plus, for a message, the connector's HTTP call — not measured here); an invocation runs its records %.0f at a time (stepbatch's concurrency) so it bills ceil(records/%.0f) x %.0f ms; records per invocation as measured (%.1f; the minimum column assumes full batches of 10). ",
@@ -136,8 +180,16 @@ func (r *report) markdown() string {
 		}
 		p("\n")
 	}
-	p("<!-- raw: %s -->\n", jsonLine(map[string]any{"engine": r.Engine, "raw": r.Raw, "per_step": r.PerStep, "minimum": r.Minimum, "functions": r.Functions}))
+	p("<!-- raw: %s -->\n", jsonLine(map[string]any{"engine": r.Engine, "engine_one_core": r.EngineOne, "raw": r.Raw, "per_step": r.PerStep, "minimum": r.Minimum, "functions": r.Functions}))
 	return b.String()
+}
+
+// ratio is a/b, 0 when b is.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }
 
 func mb(n int64) float64 { return float64(n) / (1 << 20) }
@@ -165,10 +217,10 @@ func oneLine(s string) string {
 	return s
 }
 
-func unionKeys(a, b map[string]float64) []string {
+func unionKeys(ms ...map[string]float64) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, m := range []map[string]float64{a, b} {
+	for _, m := range ms {
 		for k := range m {
 			if !seen[k] {
 				seen[k] = true
