@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -36,13 +35,14 @@ func TestEngineInProcess(t *testing.T) {
 	}
 }
 
-// BenchmarkEngineOneCore is the one-core figure of `make bench`, for
-// profiling: go test -run '^$' -bench EngineOneCore -benchtime 200000x -cpuprofile cpu.out ./infra/bench
-// (an op is a step; steps/s leaves the setup out).
+// BenchmarkEngineOneCore is the one-core figure of `make bench` (one run to
+// warm up, then one timed), for profiling:
+//
+//	go test -run '^$' -bench EngineOneCore -benchtime 200000x -cpuprofile cpu.out ./infra/bench
+//
+// An op is a step; steps/s leaves the setup and the warm-up out.
 func BenchmarkEngineOneCore(b *testing.B) {
-	prev := runtime.GOMAXPROCS(1)
-	defer runtime.GOMAXPROCS(prev)
-	res, _, err := runEngineWith(context.Background(), max(b.N/load.StepsPerRun, 1), 1)
+	res, err := runEngineOneCore(context.Background(), max(b.N/load.StepsPerRun, 1), 1)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,11 +1,14 @@
 // Command bench is `make bench`. In one run it measures, prints side by side
 // and writes to BENCHMARKS.md at the repository root: steps per second of
-// the engine in process (pure Go ports in memory) and through the local stack
-// against the emulators (the load run of infra/load), with the emulators' own
-// raw throughput as the ceiling; the AWS API calls per step by kind, counted
-// by an SDK middleware during the load run, next to the minimum the design
-// needs; the cost per million steps on AWS from those counts and public
-// prices; each function's cold start (init under the runtime interface
+// the engine in process (pure Go ports in memory; on one core, the headline,
+// and on all cores) and through the local stack against the emulators (the
+// load run of infra/load), as a share of the emulators' own raw throughput
+// measured in the same run (the ceiling); the AWS API calls per step by kind,
+// counted by an SDK middleware during the load run, next to the minimum the
+// design needs and the physical floor (one record and one queue hop per
+// step); the cost per million steps on AWS from those counts and public
+// prices, beside the floor's and AWS Step Functions' (Standard and Express)
+// for the same tunnel; each function's cold start (init under the runtime interface
 // emulator) and binary size next to a minimal aws-lambda-go function, and its
 // peak memory after a burst of invocations.
 //
