@@ -91,10 +91,11 @@ type Hold struct {
 func Decode(body []byte) (Step, error) {
 	s, ok := decodeStep(body)
 	if !ok {
-		s = Step{}
-		if err := json.NewDecoder(bytes.NewReader(body)).Decode(&s); err != nil {
+		var js Step // its own variable: only the slow path allocates it
+		if err := json.NewDecoder(bytes.NewReader(body)).Decode(&js); err != nil {
 			return Step{}, fmt.Errorf("step message: %w", err)
 		}
+		s = js
 	}
 	if s.V != MessageVersion {
 		return Step{}, fmt.Errorf("step message: version %d is not supported (want %d)", s.V, MessageVersion)
@@ -112,7 +113,7 @@ func Decode(body []byte) (Step, error) {
 
 // Encode is the wire form of a step: what json.Marshal writes.
 func (s Step) Encode() []byte {
-	if b, ok := appendStep(make([]byte, 0, 320), s); ok {
+	if b, ok := appendStep(make([]byte, 0, encodedSize(s)), s); ok {
 		return b
 	}
 	b, _ := json.Marshal(s) // a Step always marshals

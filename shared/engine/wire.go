@@ -122,6 +122,41 @@ func appendStep(b []byte, s Step) ([]byte, bool) {
 	return b, ok
 }
 
+// encodedSize is about what appendStep writes for s (numbers of up to 3
+// digits; a longer one makes append grow the slice once): keys and
+// punctuation, the strings, 35 bytes per time.
+func encodedSize(s Step) int {
+	n := 92 + 3*3 + 35 + len(s.ID) + len(s.WS) + len(s.Sub) + len(s.Tunnel) + len(s.Channel) + len(s.Block)
+	if s.Due != nil {
+		n += 9 + 35
+	}
+	if h := s.Hold; h != nil {
+		n += 50 + len(h.Join)
+		for _, v := range h.Actions {
+			n += 3 + len(v)
+		}
+		for _, v := range h.Then {
+			n += 3 + len(v)
+		}
+	}
+	if len(s.Next) > 0 {
+		n += 9
+		for _, v := range s.Next {
+			n += 3 + len(v)
+		}
+	}
+	if s.Spin != 0 {
+		n += 8 + 3
+	}
+	if s.Phase != "" {
+		n += 11 + len(s.Phase)
+	}
+	if in := s.Input; in != nil {
+		n += 50 + len(in.Wait) + len(in.Button) + len(in.Text)
+	}
+	return n
+}
+
 // plainJSON reports whether json.Marshal writes v as it is between quotes:
 // printable ASCII but the characters it escapes (quote, backslash, and
 // <, >, & for HTML), or valid UTF-8 beyond ASCII without U+2028 and U+2029.

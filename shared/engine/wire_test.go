@@ -79,8 +79,11 @@ func TestEncodeIsJSONMarshal(t *testing.T) {
 		if got := s.Encode(); !bytes.Equal(got, want) {
 			t.Fatalf("Encode(%+v)\n got %s\nwant %s", s, got, want)
 		}
-		if _, ok := appendStep(nil, s); ok {
+		if b, ok := appendStep(nil, s); ok {
 			fast++
+			if n := encodedSize(s); n < len(b) && s.V < 1000 && s.Gen < 1000 && s.Action < 1000 && s.Spin < 1000 && (s.Hold == nil || s.Hold.Spin < 1000) {
+				t.Errorf("encodedSize %d < %d bytes written for %s", n, len(b), b)
+			}
 		}
 	}
 	if fast < len(steps)/4 {
