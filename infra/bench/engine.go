@@ -1,13 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
+	"maps"
+	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +33,11 @@ type engineResult struct {
 	Runs        int
 	Steps       int64
 	Workers     int
+	Procs       int // GOMAXPROCS while it ran
 	Elapsed     time.Duration
 	StepsPerSec float64
+	WarmUp      float64   // steps/s of the first run in this process (same size), not counted
+	Repeats     []float64 // steps/s of each timed run when there were several (StepsPerSec: their median)
 }
 
 func runEngine(ctx context.Context, runs, workers int) (engineResult, error) {
@@ -39,13 +45,46 @@ func runEngine(ctx context.Context, runs, workers int) (engineResult, error) {
 	return res, err
 }
 
+// runEngineOneCore is the engine on one core: GOMAXPROCS 1 (the garbage
+// collector shares that core), one worker, as one Lambda sandbox with at most
+// one vCPU runs a batch; GOMAXPROCS is restored after. A run of the same size
+// goes first and is not counted: a warm process, whose heap has grown to its size once
+// (the in-memory store keeps every step; a fresh process pays the page faults
+// of that memory, which on AWS is DynamoDB's). Then repeats timed runs; the
+// median is the figure.
+func runEngineOneCore(ctx context.Context, runs, repeats int) (engineResult, error) {
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	first, err := runEngine(ctx, runs, 1)
+	if err != nil {
+		return engineResult{}, err
+	}
+	var all []engineResult
+	for range max(repeats, 1) {
+		res, err := runEngine(ctx, runs, 1)
+		if err != nil {
+			return engineResult{}, err
+		}
+		all = append(all, res)
+	}
+	slices.SortFunc(all, func(a, b engineResult) int { return cmp.Compare(a.StepsPerSec, b.StepsPerSec) })
+	med := all[len(all)/2]
+	med.WarmUp = first.StepsPerSec
+	if len(all) > 1 {
+		for _, r := range all {
+			med.Repeats = append(med.Repeats, r.StepsPerSec)
+		}
+	}
+	return med, nil
+}
+
 func runEngineWith(ctx context.Context, runs, workers int) (engineResult, *memStore, error) {
 	t, errs := tunnel.Parse([]byte(load.Tunnel))
 	if len(errs) > 0 {
 		return engineResult{}, nil, fmt.Errorf("load tunnel: %v", errs)
 	}
-	st := newMemStore([]string{"lead", "engaged"})
-	q := &memQueue{ch: make(chan []byte, runs*2+64)}
+	st := newMemStore([]string{"lead", "engaged"}, runs)
+	q := &memQueue{ch: make(chan queued, runs*2+64)}
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tunnels := memTunnels{"load": t}
 	procs := map[engine.Kind]*engine.Processor{}
@@ -73,6 +112,7 @@ func runEngineWith(ctx context.Context, runs, workers int) (engineResult, *memSt
 		})
 	}
 	want := int64(runs * load.StepsPerRun)
+	runtime.GC() // the setup's garbage is not the run's
 	start := time.Now()
 	for i := range runs {
 		sub := fmt.Sprintf("sub%07d", i)
@@ -93,16 +133,15 @@ func runEngineWith(ctx context.Context, runs, workers int) (engineResult, *memSt
 				select {
 				case <-done:
 					return
-				case body := <-q.ch:
-					kind, step := decodeOutgoing(body)
-					s, err := engine.Decode(step)
+				case m := <-q.ch:
+					s, err := engine.Decode(m.body)
 					if err != nil {
 						failed.Add(1)
 						continue
 					}
-					if err := procs[kind].Process(ctx, s, 1); err != nil {
+					if err := procs[m.kind].Process(ctx, s, 1); err != nil {
 						failed.Add(1)
-						q.ch <- body // retried, as the queue would
+						q.ch <- m // retried, as the queue would
 					}
 				}
 			}
@@ -122,24 +161,21 @@ func runEngineWith(ctx context.Context, runs, workers int) (engineResult, *memSt
 	if n := failed.Load(); n > 0 {
 		return engineResult{}, nil, fmt.Errorf("%d step deliveries failed in memory", n)
 	}
-	return engineResult{Runs: runs, Steps: want, Workers: workers, Elapsed: elapsed, StepsPerSec: float64(want) / elapsed.Seconds()}, st, nil
+	return engineResult{Runs: runs, Steps: want, Workers: workers, Procs: runtime.GOMAXPROCS(0), Elapsed: elapsed, StepsPerSec: float64(want) / elapsed.Seconds()}, st, nil
 }
 
-// The wire form through the channel: kind, a newline, the step's SQS body.
-func encodeOutgoing(o engine.Outgoing) []byte {
-	return append([]byte(string(o.Kind)+"\n"), o.Step.Encode()...)
+// queued is a message in the in-memory queue: the step's SQS body, and its
+// kind (which queue: on AWS each kind has its own).
+type queued struct {
+	kind engine.Kind
+	body []byte
 }
 
-func decodeOutgoing(b []byte) (engine.Kind, []byte) {
-	i := slices.Index(b, '\n')
-	return engine.Kind(b[:i]), b[i+1:]
-}
-
-type memQueue struct{ ch chan []byte }
+type memQueue struct{ ch chan queued }
 
 func (q *memQueue) Send(ctx context.Context, now time.Time, out []engine.Outgoing) error {
 	for _, o := range out {
-		q.ch <- encodeOutgoing(o)
+		q.ch <- queued{o.Kind, o.Step.Encode()}
 	}
 	return nil
 }
@@ -163,6 +199,13 @@ func (memMessenger) Deliver(ctx context.Context, ws string, d engine.ChatDeliver
 // workers on different subscribers do not wait for one lock. It follows the
 // store's contract (claims with leases and tokens, completion that moves the
 // run's pending count while the run is the step's generation).
+//
+// It is cheap where a real store's cost is the network and the database,
+// not the engine's: a profile is an immutable snapshot (every change makes a
+// new one, copying only what it changes), so a read hands out the snapshot
+// as DynamoDB hands out a fresh item, without copying it; a finished step
+// keeps what a duplicate delivery needs (its children), not the whole
+// record; a chat item only its id.
 type memStore struct {
 	shards    [64]shard
 	tags      map[string]bool
@@ -172,10 +215,10 @@ type memStore struct {
 
 type shard struct {
 	mu    sync.Mutex
-	subs  map[string]*engine.Subscriber
+	subs  map[string]*engine.Subscriber // snapshots: never changed once stored
 	steps map[string]*memStep
 	joins map[string]map[string]bool
-	chats map[string]engine.ChatMessage
+	chats map[string]struct{}
 }
 
 type memStep struct {
@@ -184,25 +227,36 @@ type memStep struct {
 	leaseUntil time.Time
 	attempts   int
 	firstAt    time.Time
-	rec        engine.StepRecord
+	children   []engine.Outgoing // of the completed step
 }
 
-func newMemStore(tags []string) *memStore {
+// newMemStore makes a store sized for runs of the load tunnel (its tables
+// do not grow while the engine is timed, as DynamoDB's do not).
+func newMemStore(tags []string, runs int) *memStore {
 	st := &memStore{tags: map[string]bool{}}
 	for _, t := range tags {
 		st.tags[t] = true
 	}
+	n := runs/len(st.shards) + 1
 	for i := range st.shards {
-		st.shards[i] = shard{subs: map[string]*engine.Subscriber{}, steps: map[string]*memStep{},
-			joins: map[string]map[string]bool{}, chats: map[string]engine.ChatMessage{}}
+		st.shards[i] = shard{subs: make(map[string]*engine.Subscriber, n), steps: make(map[string]*memStep, n*load.StepsPerRun),
+			joins: map[string]map[string]bool{}, chats: make(map[string]struct{}, n*load.MessagesPerRun)}
 	}
 	return st
 }
 
+// shard picks the subscriber's shard: FNV-1a of ws, "/", sub.
 func (st *memStore) shard(ws, sub string) *shard {
-	h := fnv.New32a()
-	h.Write([]byte(ws + "/" + sub))
-	return &st.shards[h.Sum32()%uint32(len(st.shards))]
+	h := uint32(2166136261)
+	add := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint32(s[i])) * 16777619
+		}
+	}
+	add(ws)
+	add("/")
+	add(sub)
+	return &st.shards[h%uint32(len(st.shards))]
 }
 
 func (st *memStore) put(s *engine.Subscriber) {
@@ -212,30 +266,29 @@ func (st *memStore) put(s *engine.Subscriber) {
 	sh.mu.Unlock()
 }
 
-func copySub(s *engine.Subscriber) *engine.Subscriber {
+// update replaces the subscriber's snapshot by a shallow copy that change
+// edits; change must copy any slice or map it modifies (the old snapshot may
+// be in a reader's hands). The shard's lock is held.
+func (sh *shard) update(id string, change func(c *engine.Subscriber)) bool {
+	s, ok := sh.subs[id]
+	if !ok {
+		return false
+	}
 	c := *s
-	c.Tags = slices.Clone(s.Tags)
-	c.Channels = slices.Clone(s.Channels)
-	c.Runs = make(map[string]engine.Run, len(s.Runs))
-	for k, v := range s.Runs {
-		c.Runs[k] = v
-	}
-	c.Stops = make(map[string][]engine.StopMarker, len(s.Stops))
-	for k, v := range s.Stops {
-		c.Stops[k] = slices.Clone(v)
-	}
-	return &c
+	change(&c)
+	sh.subs[id] = &c
+	return true
 }
 
 func (st *memStore) Subscriber(ctx context.Context, ws, id string) (*engine.Subscriber, error) {
 	sh := st.shard(ws, id)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	s, ok := sh.subs[id]
+	sh.mu.Unlock()
 	if !ok {
 		return nil, engine.ErrNotFound
 	}
-	return copySub(s), nil
+	return s, nil
 }
 
 func (st *memStore) ClaimStep(ctx context.Context, s engine.Step, now, leaseUntil time.Time) (engine.Claim, error) {
@@ -248,13 +301,12 @@ func (st *memStore) ClaimStep(ctx context.Context, s engine.Step, now, leaseUnti
 		it = &memStep{firstAt: now}
 		sh.steps[s.ID] = it
 	case !it.inProgress:
-		rec := it.rec
-		return engine.Claim{State: engine.Completed, Record: &rec}, nil
+		return engine.Claim{State: engine.Completed, Record: &engine.StepRecord{Step: s, Children: it.children}}, nil
 	case !it.leaseUntil.Before(now):
 		return engine.Claim{State: engine.Busy}, nil
 	}
 	it.inProgress = true
-	it.token = fmt.Sprint(st.tokens.Add(1))
+	it.token = strconv.FormatInt(st.tokens.Add(1), 10)
 	it.leaseUntil = leaseUntil
 	it.attempts++
 	return engine.Claim{State: engine.Claimed, Token: it.token, Attempts: it.attempts, StartedAt: now, FirstAt: it.firstAt}, nil
@@ -271,8 +323,7 @@ func (st *memStore) PeekStep(ctx context.Context, s engine.Step, now time.Time) 
 	case it.inProgress:
 		return engine.Claim{State: engine.Busy}, nil
 	}
-	rec := it.rec
-	return engine.Claim{State: engine.Completed, Record: &rec}, nil
+	return engine.Claim{State: engine.Completed, Record: &engine.StepRecord{Step: s, Children: it.children}}, nil
 }
 
 func (st *memStore) StepsRecorded(ctx context.Context, ws, sub string, steps []engine.Step) (map[string]bool, error) {
@@ -314,7 +365,7 @@ func (st *memStore) CompleteStep(ctx context.Context, rec engine.StepRecord, tok
 	if !ok || !it.inProgress || it.token != token {
 		return false, nil
 	}
-	it.inProgress, it.token, it.rec = false, "", rec
+	it.inProgress, it.token, it.children = false, "", rec.Children
 	st.completed.Add(1)
 	return true, nil
 }
@@ -323,14 +374,15 @@ func (st *memStore) MoveRun(ctx context.Context, ws, id string, m engine.RunMove
 	sh := st.shard(ws, id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sub := sh.subs[id]
-	if sub == nil {
-		return false, engine.ErrNotFound
-	}
 	k := engine.RunKey(m.Tunnel, m.Channel)
-	if r, ok := sub.Runs[k]; ok && r.Gen == m.Gen {
-		r.Pending += m.Delta
-		sub.Runs[k] = r
+	if sub := sh.subs[id]; sub != nil {
+		if r, ok := sub.Runs[k]; ok && r.Gen == m.Gen {
+			r.Pending += m.Delta
+			sh.update(id, func(c *engine.Subscriber) {
+				c.Runs = maps.Clone(c.Runs)
+				c.Runs[k] = r
+			})
+		}
 	}
 	return false, nil // the bench keeps no stats
 }
@@ -348,8 +400,14 @@ func (st *memStore) StartRun(ctx context.Context, ws, id string, r engine.RunSta
 	if old.StartedBy == r.By && old.Gen > 0 {
 		return old.Gen, nil
 	}
-	sub.Runs[k] = engine.Run{Tunnel: r.Tunnel, Channel: r.Channel, Gen: old.Gen + 1, Recorded: old.Recorded || r.Recorded,
-		Pending: r.Pending, StartedAt: r.At, StartedBy: r.By}
+	sh.update(id, func(c *engine.Subscriber) {
+		c.Runs = maps.Clone(c.Runs)
+		if c.Runs == nil {
+			c.Runs = map[string]engine.Run{}
+		}
+		c.Runs[k] = engine.Run{Tunnel: r.Tunnel, Channel: r.Channel, Gen: old.Gen + 1, Recorded: old.Recorded || r.Recorded,
+			Pending: r.Pending, StartedAt: r.At, StartedBy: r.By}
+	})
 	return old.Gen + 1, nil
 }
 
@@ -366,7 +424,13 @@ func (st *memStore) AddStop(ctx context.Context, ws, id, tunnelID string, m engi
 			return nil
 		}
 	}
-	sub.Stops[tunnelID] = append(sub.Stops[tunnelID], m)
+	sh.update(id, func(c *engine.Subscriber) {
+		c.Stops = maps.Clone(c.Stops)
+		if c.Stops == nil {
+			c.Stops = map[string][]engine.StopMarker{}
+		}
+		c.Stops[tunnelID] = append(slices.Clip(c.Stops[tunnelID]), m)
+	})
 	return nil
 }
 
@@ -394,9 +458,7 @@ func (st *memStore) SaveChatMessage(ctx context.Context, ws, id string, m engine
 	sh := st.shard(ws, id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, ok := sh.chats[m.ID]; !ok {
-		sh.chats[m.ID] = m
-	}
+	sh.chats[m.ID] = struct{}{} // a retry writes the same item again
 	return nil
 }
 
@@ -422,18 +484,19 @@ func (st *memStore) changeTags(ws, id string, tags []string, add bool) error {
 	sh := st.shard(ws, id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sub, ok := sh.subs[id]
-	if !ok {
-		return engine.ErrNotFound
-	}
-	for _, t := range tags {
-		has := slices.Contains(sub.Tags, t)
-		switch {
-		case add && !has:
-			sub.Tags = append(sub.Tags, t)
-		case !add && has:
-			sub.Tags = slices.DeleteFunc(sub.Tags, func(x string) bool { return x == t })
+	if !sh.update(id, func(c *engine.Subscriber) {
+		c.Tags = slices.Clone(c.Tags)
+		for _, t := range tags {
+			has := slices.Contains(c.Tags, t)
+			switch {
+			case add && !has:
+				c.Tags = append(c.Tags, t)
+			case !add && has:
+				c.Tags = slices.DeleteFunc(c.Tags, func(x string) bool { return x == t })
+			}
 		}
+	}) {
+		return engine.ErrNotFound
 	}
 	return nil
 }

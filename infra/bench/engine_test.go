@@ -34,3 +34,17 @@ func TestEngineInProcess(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEngineOneCore is the one-core figure of `make bench` (one run to
+// warm up, then one timed), for profiling:
+//
+//	go test -run '^$' -bench EngineOneCore -benchtime 200000x -cpuprofile cpu.out ./infra/bench
+//
+// An op is a step; steps/s leaves the setup and the warm-up out.
+func BenchmarkEngineOneCore(b *testing.B) {
+	res, err := runEngineOneCore(context.Background(), max(b.N/load.StepsPerRun, 1), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(res.StepsPerSec, "steps/s")
+}

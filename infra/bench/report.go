@@ -25,8 +25,8 @@ func (r *report) markdown() string {
 	p("## Steps per second\n\n")
 	p("| where | steps/s | what |\n| --- | ---: | --- |\n")
 	if r.OneCore.Steps > 0 {
-		p("| engine in process, one core | %.0f | the real `engine.Processor` and tag actions over in-memory ports, %d runs x %d steps, `GOMAXPROCS=1` and 1 worker (what one Lambda vCPU gives); steps pass through a queue in their wire form; delays not waited out |\n",
-			r.OneCore.StepsPerSec, r.OneCore.Runs, load.StepsPerRun)
+		p("| engine in process, one core | %.0f | the real `engine.Processor` and tag actions over in-memory ports, %d runs x %d steps, `GOMAXPROCS=1` and 1 worker (what one Lambda vCPU gives); steps pass through a queue in their wire form; delays not waited out; the median of %s after a warm-up run of the same size (%.0f steps/s: a fresh process first grows its heap) |\n",
+			r.OneCore.StepsPerSec, r.OneCore.Runs, load.StepsPerRun, fmtRates(r.OneCore.Repeats), r.OneCore.WarmUp)
 	}
 	p("| engine in process, every core | %.0f | the same, %d workers over %d CPUs |\n", r.Engine.StepsPerSec, r.Engine.Workers, m.CPUs)
 	var ceiling float64
@@ -206,6 +206,17 @@ func (r *report) markdown() string {
 }
 
 func mb(n int64) float64 { return float64(n) / (1 << 20) }
+
+func fmtRates(rs []float64) string {
+	if len(rs) == 0 {
+		return "1 run"
+	}
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%.0f", r)
+	}
+	return strings.Join(parts, ", ")
+}
 
 func errNote(n int64) string {
 	if n == 0 {

@@ -4,11 +4,11 @@
 package engine
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -97,10 +97,13 @@ type Hold struct {
 
 // Decode parses and checks a step message.
 func Decode(body []byte) (Step, error) {
-	var s Step
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	if err := dec.Decode(&s); err != nil {
-		return Step{}, fmt.Errorf("step message: %w", err)
+	s, ok := decodeStep(body)
+	if !ok {
+		var js Step // its own variable: only the slow path allocates it
+		if err := json.NewDecoder(bytes.NewReader(body)).Decode(&js); err != nil {
+			return Step{}, fmt.Errorf("step message: %w", err)
+		}
+		s = js
 	}
 	if s.V != MessageVersion {
 		return Step{}, fmt.Errorf("step message: version %d is not supported (want %d)", s.V, MessageVersion)
@@ -116,24 +119,33 @@ func Decode(body []byte) (Step, error) {
 	return s, nil
 }
 
-// Encode is the wire form of a step.
+// Encode is the wire form of a step: what json.Marshal writes.
 func (s Step) Encode() []byte {
+	if b, ok := appendStep(make([]byte, 0, encodedSize(s)), s); ok {
+		return b
+	}
 	b, _ := json.Marshal(s) // a Step always marshals
 	return b
 }
 
 // DeriveID makes a child step id from its parent's id and the edge taken, so
-// a replayed parent produces the same children and their claims dedupe them.
+// a replayed parent produces the same children and their claims dedupe them:
+// the first 20 bytes of SHA-256(parent, 0, edge[0], 0, edge[1]...) in
+// lowercase base32 without padding (32 characters).
 func DeriveID(parent string, edge ...string) string {
-	h := sha256.New()
-	h.Write([]byte(parent))
+	var buf [256]byte // ids and edges are short: no allocation but the id
+	b := append(buf[:0], parent...)
 	for _, e := range edge {
-		h.Write([]byte{0})
-		h.Write([]byte(e))
+		b = append(b, 0)
+		b = append(b, e...)
 	}
-	sum := h.Sum(nil)
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:20]))
+	sum := sha256.Sum256(b)
+	var id [32]byte
+	idEncoding.Encode(id[:], sum[:20])
+	return string(id[:])
 }
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // Kinds of steps; each has its own queue and function.
 type Kind string

@@ -39,8 +39,32 @@ func TestDeriveID(t *testing.T) {
 		}
 		seen[id] = name
 	}
+	// The ids of steps already recorded and queued must not change.
+	long := strings.Repeat("x", 300)
+	for _, g := range []struct {
+		in   []string
+		want string
+	}{
+		{[]string{"parent", "next", "a"}, "zj4l2b66rb2dhg7ceskfyedwrpqwufth"},
+		{[]string{"p"}, "csg6trnhurgrtzlm3gxbuvkl6z4epl5q"},
+		{[]string{"p", ""}, "ravcbzrxt24dv3fzc32lt2tzyhtmbcqn"},
+		{[]string{"01hx", "held", "m2"}, "jeaniztsapeu6ij6m6b4pchfcxtu5kap"},
+		{[]string{long, "next", long}, "lnjkethuwis4qpprl2waiv3ejxigzuo2"},
+		{[]string{"é", "start", "t", "b"}, "5567vejw2e4ty3avyydovwliqoe4h333"},
+	} {
+		if got := DeriveID(g.in[0], g.in[1:]...); got != g.want {
+			t.Errorf("DeriveID(%.20q) = %q, want %q", g.in, got, g.want)
+		}
+	}
 	if DeriveID("p") == DeriveID("p", "") {
 		t.Error(`DeriveID("p") == DeriveID("p", ""): an empty edge must still count`)
+	}
+}
+
+func BenchmarkDeriveID(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		DeriveID("zj4l2b66rb2dhg7ceskfyedwrpqwufth", "next", "m2")
 	}
 }
 
