@@ -96,14 +96,10 @@ func (e *Env) Burst(ctx context.Context, cfg BurstConfig) (*BurstResult, error) 
 	defer cancel()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2}, Timeout: time.Minute}
 	defer hc.CloseIdleConnections()
-	admin := &client{http: hc, url: e.Sys.APIURL, key: e.Sys.AdminToken}
-	var ws struct {
-		APIKey string `json:"api_key"`
-	}
-	if err := admin.do(ctx, http.MethodPost, "/v1/workspaces", map[string]string{"name": "Burst"}, http.StatusCreated, &ws); err != nil {
+	c, _, err := e.workspace(ctx, hc, "Burst")
+	if err != nil {
 		return nil, err
 	}
-	c := &client{http: hc, url: e.Sys.APIURL, key: ws.APIKey}
 	for _, op := range BurstOperators {
 		if err := c.do(ctx, http.MethodPut, "/v1/operators/"+op, map[string]string{"name": op}, http.StatusOK, nil); err != nil {
 			return nil, err
@@ -111,9 +107,6 @@ func (e *Env) Burst(ctx context.Context, cfg BurstConfig) (*BurstResult, error) 
 	}
 	if err := c.do(ctx, http.MethodPut, "/v1/sales-plans/burst", map[string]any{"name": "Burst", "statuses": []string{"new", "won"},
 		"operators": BurstOperators, "distribution": "evenly"}, http.StatusOK, nil); err != nil {
-		return nil, err
-	}
-	if err := c.do(ctx, http.MethodPut, "/v1/channel", map[string]string{"url": e.Gateway.URL(), "secret": e.Gateway.Secret}, http.StatusOK, nil); err != nil {
 		return nil, err
 	}
 	if err := c.do(ctx, http.MethodPut, "/v1/tunnels/burst", json.RawMessage(BurstTunnel), http.StatusOK, nil); err != nil {

@@ -246,6 +246,24 @@ func truncate(b []byte) string {
 	return string(b)
 }
 
+// workspace makes a workspace whose chat channel is the gateway, and answers
+// its API client and id.
+func (e *Env) workspace(ctx context.Context, hc *http.Client, name string) (*client, string, error) {
+	admin := &client{http: hc, url: e.Sys.APIURL, key: e.Sys.AdminToken}
+	var ws struct {
+		WorkspaceID string `json:"workspace_id"`
+		APIKey      string `json:"api_key"`
+	}
+	if err := admin.do(ctx, http.MethodPost, "/v1/workspaces", map[string]string{"name": name}, http.StatusCreated, &ws); err != nil {
+		return nil, "", err
+	}
+	c := &client{http: hc, url: e.Sys.APIURL, key: ws.APIKey}
+	if err := c.do(ctx, http.MethodPut, "/v1/channel", map[string]string{"url": e.Gateway.URL(), "secret": e.Gateway.Secret}, http.StatusOK, nil); err != nil {
+		return nil, "", err
+	}
+	return c, ws.WorkspaceID, nil
+}
+
 // Run creates a workspace with Tunnel, subscribes cfg.Subscribers
 // subscribers to it through POST /v1/events and waits for every run to
 // reach its last message at the gateway, then reads every journey.
@@ -255,29 +273,21 @@ func (e *Env) Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer cancel()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2}, Timeout: time.Minute}
 	defer hc.CloseIdleConnections()
-	admin := &client{http: hc, url: e.Sys.APIURL, key: e.Sys.AdminToken}
-	var ws struct {
-		WorkspaceID string `json:"workspace_id"`
-		APIKey      string `json:"api_key"`
-	}
-	if err := admin.do(ctx, http.MethodPost, "/v1/workspaces", map[string]string{"name": "Load"}, http.StatusCreated, &ws); err != nil {
+	c, wsID, err := e.workspace(ctx, hc, "Load")
+	if err != nil {
 		return nil, err
 	}
-	c := &client{http: hc, url: e.Sys.APIURL, key: ws.APIKey}
 	for _, tag := range []string{"lead", "engaged"} {
 		if err := c.do(ctx, http.MethodPut, "/v1/tags/"+tag, map[string]string{"name": tag}, http.StatusOK, nil); err != nil {
 			return nil, err
 		}
-	}
-	if err := c.do(ctx, http.MethodPut, "/v1/channel", map[string]string{"url": e.Gateway.URL(), "secret": e.Gateway.Secret}, http.StatusOK, nil); err != nil {
-		return nil, err
 	}
 	if err := c.do(ctx, http.MethodPut, "/v1/tunnels/load", json.RawMessage(Tunnel), http.StatusOK, nil); err != nil {
 		return nil, err
 	}
 
 	n := cfg.Subscribers
-	res := &Result{Subscribers: n, WorkspaceID: ws.WorkspaceID, APIKey: ws.APIKey}
+	res := &Result{Subscribers: n, WorkspaceID: wsID, APIKey: c.key}
 	var errMu sync.Mutex
 	fail := func(format string, args ...any) {
 		errMu.Lock()

@@ -126,36 +126,22 @@ func (st *Store) ReservePlanSlots(ctx context.Context, ws, plan string, k int) (
 // PlanMembers answers which of the subscribers already have a deal in a plan
 // (from their cards, read consistently, at most 100 at a time).
 func (st *Store) PlanMembers(ctx context.Context, ws, plan string, subs []string) (map[string]bool, error) {
-	out := map[string]bool{}
-	for len(subs) > 0 {
-		chunk := subs[:min(len(subs), 100)]
-		subs = subs[len(chunk):]
-		seen := map[string]bool{}
-		var keys []map[string]types.AttributeValue
-		for _, sub := range chunk {
-			if !seen[sub] {
-				seen[sub] = true
-				keys = append(keys, key(subPK(ws, sub), profileSK))
-			}
-		}
-		req := map[string]types.KeysAndAttributes{st.table: {
-			Keys: keys, ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("id, #plans.#p"),
-			ExpressionAttributeNames: map[string]string{"#plans": "plans", "#p": plan},
-		}}
-		for len(req) > 0 {
-			got, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-			if err != nil {
-				return nil, err
-			}
-			for _, it := range got.Responses[st.table] {
-				if _, ok := it["plans"]; ok {
-					out[str(it, "id")] = true
-				}
-			}
-			req = got.UnprocessedKeys
+	seen := map[string]bool{}
+	var keys []map[string]types.AttributeValue
+	for _, sub := range subs {
+		if !seen[sub] {
+			seen[sub] = true
+			keys = append(keys, key(subPK(ws, sub), profileSK))
 		}
 	}
-	return out, nil
+	out := map[string]bool{}
+	err := st.batchGet(ctx, keys, "id, #plans.#p", map[string]string{"#plans": "plans", "#p": plan}, func(it map[string]types.AttributeValue) error {
+		if _, ok := it["plans"]; ok {
+			out[str(it, "id")] = true
+		}
+		return nil
+	})
+	return out, err
 }
 
 // PlanOpen answers each operator's open deals in a plan.
@@ -165,34 +151,27 @@ func (st *Store) PlanOpen(ctx context.Context, ws, plan string) (map[string]int6
 		keys = append(keys, planOpenShardKey(ws, plan, i))
 	}
 	open := map[string]int64{}
-	req := map[string]types.KeysAndAttributes{st.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-	for len(req) > 0 {
-		out, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-		if err != nil {
-			return nil, err
+	err := st.batchGet(ctx, keys, "", nil, func(it map[string]types.AttributeValue) error {
+		if v, ok := it["open"]; ok { // the map of earlier versions
+			var legacy map[string]int64
+			if err := attributevalue.Unmarshal(v, &legacy); err != nil {
+				return err
+			}
+			for op, c := range legacy {
+				open[op] += c
+			}
 		}
-		for _, it := range out.Responses[st.table] {
-			if v, ok := it["open"]; ok { // the map of earlier versions
-				var legacy map[string]int64
-				if err := attributevalue.Unmarshal(v, &legacy); err != nil {
-					return nil, err
-				}
-				for op, c := range legacy {
+		for name, v := range it {
+			if op, ok := strings.CutPrefix(name, openPrefix); ok {
+				if nv, ok := v.(*types.AttributeValueMemberN); ok {
+					c, _ := strconv.ParseInt(nv.Value, 10, 64)
 					open[op] += c
 				}
 			}
-			for name, v := range it {
-				if op, ok := strings.CutPrefix(name, openPrefix); ok {
-					if nv, ok := v.(*types.AttributeValueMemberN); ok {
-						c, _ := strconv.ParseInt(nv.Value, 10, 64)
-						open[op] += c
-					}
-				}
-			}
 		}
-		req = out.UnprocessedKeys
-	}
-	return open, nil
+		return nil
+	})
+	return open, err
 }
 
 // ErrAlreadyMember: the subscriber already has a deal in the plan.

@@ -46,24 +46,11 @@ func (st *Store) recordedCounts(ctx context.Context, ws string, tunnels []string
 			keys = append(keys, k)
 		}
 	}
-	for len(keys) > 0 {
-		chunk := keys[:min(len(keys), 100)]
-		keys = keys[len(chunk):]
-		req := map[string]types.KeysAndAttributes{st.table: {
-			Keys: chunk, ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("pk, recorded"),
-		}}
-		for len(req) > 0 {
-			got, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-			if err != nil {
-				return nil, err
-			}
-			for _, it := range got.Responses[st.table] {
-				out[byPK[str(it, "pk")]] += num(it, "recorded")
-			}
-			req = got.UnprocessedKeys
-		}
-	}
-	return out, nil
+	err := st.batchGet(ctx, keys, "pk, recorded", nil, func(it map[string]types.AttributeValue) error {
+		out[byPK[str(it, "pk")]] += num(it, "recorded")
+		return nil
+	})
+	return out, err
 }
 
 // deleteStats removes a tunnel's stats shards (with the tunnel: a tunnel
@@ -111,23 +98,16 @@ func (st *Store) TunnelStats(ctx context.Context, ws, tunnel string) (map[string
 		keys[i] = statsKey(ws, tunnel, i)
 	}
 	sum := map[string]int64{}
-	req := map[string]types.KeysAndAttributes{st.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-	for len(req) > 0 {
-		out, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-		if err != nil {
-			return nil, err
-		}
-		for _, it := range out.Responses[st.table] {
-			for name, v := range it {
-				if nv, ok := v.(*types.AttributeValueMemberN); ok && name != "pk" && name != "sk" {
-					x, _ := strconv.ParseInt(nv.Value, 10, 64)
-					sum[name] += x
-				}
+	err := st.batchGet(ctx, keys, "", nil, func(it map[string]types.AttributeValue) error {
+		for name, v := range it {
+			if nv, ok := v.(*types.AttributeValueMemberN); ok && name != "pk" && name != "sk" {
+				x, _ := strconv.ParseInt(nv.Value, 10, 64)
+				sum[name] += x
 			}
 		}
-		req = out.UnprocessedKeys
-	}
-	return sum, nil
+		return nil
+	})
+	return sum, err
 }
 
 // EndRun implements engine.Store: the ended generations of a run are a number

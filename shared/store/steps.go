@@ -764,33 +764,15 @@ func newToken() string {
 // StepsRecorded answers which steps have a record, in batches of 100 keys
 // (BatchGetItem's limit), retrying what DynamoDB leaves unprocessed.
 func (st *Store) StepsRecorded(ctx context.Context, ws, sub string, steps []engine.Step) (map[string]bool, error) {
-	seen := make(map[string]bool, len(steps))
-	for len(steps) > 0 {
-		n := min(len(steps), 100)
-		keys := make([]map[string]types.AttributeValue, 0, n)
-		for _, step := range steps[:n] {
-			step.WS, step.Sub = ws, sub
-			keys = append(keys, recordKey(step))
-		}
-		steps = steps[n:]
-		req := map[string]types.KeysAndAttributes{st.table: {
-			Keys: keys, ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("sk"),
-		}}
-		for attempt := 0; len(req) > 0; attempt++ {
-			out, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-			if err != nil {
-				return nil, err
-			}
-			for _, it := range out.Responses[st.table] {
-				seen[stepIDOf(it)] = true
-			}
-			req = out.UnprocessedKeys
-			if len(req) > 0 {
-				if err := backoff(ctx, attempt); err != nil {
-					return nil, err
-				}
-			}
-		}
+	keys := make([]map[string]types.AttributeValue, 0, len(steps))
+	for _, step := range steps {
+		step.WS, step.Sub = ws, sub
+		keys = append(keys, recordKey(step))
 	}
-	return seen, nil
+	seen := make(map[string]bool, len(steps))
+	err := st.batchGet(ctx, keys, "sk", nil, func(it map[string]types.AttributeValue) error {
+		seen[stepIDOf(it)] = true
+		return nil
+	})
+	return seen, err
 }

@@ -249,3 +249,41 @@ func prefixOf(sk string) string {
 func asErr[T error](err error, target *T) bool {
 	return err != nil && errors.As(err, target)
 }
+
+// batchGet reads items by key with consistent reads, 100 keys a call (the
+// BatchGetItem limit), asking again with a short pause for what DynamoDB
+// left unprocessed; each item read is handed to each. proj and names, when
+// set, narrow what is read.
+func (st *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, proj string, names map[string]string,
+	each func(item map[string]types.AttributeValue) error) error {
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), 100)]
+		keys = keys[len(chunk):]
+		ka := types.KeysAndAttributes{Keys: chunk, ConsistentRead: aws.Bool(true)}
+		if proj != "" {
+			ka.ProjectionExpression = aws.String(proj)
+		}
+		if len(names) > 0 {
+			ka.ExpressionAttributeNames = names
+		}
+		req := map[string]types.KeysAndAttributes{st.table: ka}
+		for attempt := 0; len(req) > 0; attempt++ {
+			out, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return err
+			}
+			for _, it := range out.Responses[st.table] {
+				if err := each(it); err != nil {
+					return err
+				}
+			}
+			req = out.UnprocessedKeys
+			if len(req) > 0 {
+				if err := backoff(ctx, attempt); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
