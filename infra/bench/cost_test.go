@@ -117,12 +117,13 @@ func TestReportMentionsEverything(t *testing.T) {
 		Functions: []fnResult{{ID: "FlowFunction", SizeARM64: 10 << 20, ColdStarts: []time.Duration{3 * time.Millisecond, time.Millisecond, 2 * time.Millisecond}, PeakRSS: 20 << 20, Burst: 5, BurstWhat: "x"}}}
 	r.OneCore = engineResult{Runs: 10, Steps: 100, StepsPerSec: 4321}
 	r.Functions = append(r.Functions, fnResult{ID: minimalID, SizeARM64: 5 << 20, ColdStarts: []time.Duration{time.Millisecond}, PeakRSS: 8 << 20, Burst: 5, BurstWhat: "x"})
-	r.Burst = &load.BurstResult{Subscribers: 9, Recorded: 9, Deals: 9, PerOperator: map[string]int{"anna": 3, "boris": 3, "carl": 3}, Welcomes: 9, Conflicts: 1, Steps: 18}
+	r.Burst = &load.BurstResult{Subscribers: 9, Recorded: 9, Deals: 9, PerOperator: map[string]int{"anna": 3, "boris": 3, "carl": 3}, Welcomes: 9, Conflicts: 1, Steps: 18,
+		Calls: map[localstack.CallKey]localstack.CallStats{{Label: "TagsFunction", Service: "DynamoDB", Operation: "UpdateItem"}: {Calls: 1}}}
 	md := r.markdown()
 	for _, want := range []string{"| engine in process, every core | 1234 |", "| engine in process, one core | 4321 |", "2 CPUs (`nproc`), Test CPU, 1 GiB", "`go run ./infra/bench`",
 		"| FlowFunction | 10.00 MB | 2.00 | 2ms | 2.00 | 20.0 MB |", "checked " + pricesChecked, "**total per million steps** | **$2.33** | **$2.33** |",
 		"| **$ per million steps** | **$2.33** | **$2.33** | **$1.16** |", "| Step Functions Standard | $25.00 |", "checked " + stepFunctionsChecked,
-		"anna 3, boris 3, carl 3: spread 0", "1 over 18 steps = **0.0556 per step**"} {
+		"anna 3, boris 3, carl 3: spread 0", "1 over 18 steps = **0.0556 per step**", `"burst":{"Subscribers":9`} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

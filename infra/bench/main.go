@@ -368,7 +368,10 @@ func loadAverage() string {
 
 // jsonLine is for the machine-readable tail of the report.
 func jsonLine(v any) string {
-	b, _ := json.Marshal(v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "error: " + err.Error() // said, so a gap in the raw line is never silent
+	}
 	return string(b)
 }
 

@@ -51,7 +51,7 @@ type BurstResult struct {
 	Steps        int
 	EventRetries int
 	Errors       []string
-	Calls        map[localstack.CallKey]localstack.CallStats
+	Calls        map[localstack.CallKey]localstack.CallStats `json:"-"` // (struct keys: no JSON)
 }
 
 // Spread is the largest difference of deals between two operators.
