@@ -70,6 +70,9 @@ func TestMain(m *testing.M) {
 				spare <- ln
 				allow = append(allow, ln.Addr().String())
 			}
+			for _, a := range allow {
+				allowed[a] = true
+			}
 			sys, startErr = devstack.Start(ctx, devstack.Options{
 				HTTPAddr:          "127.0.0.1:0",
 				AdminToken:        "e2e-admin-token",
@@ -102,6 +105,27 @@ var (
 )
 
 var spare = make(chan net.Listener, spareCount)
+
+// allowed holds every host:port the shared system may call (written once,
+// before any test runs).
+var allowed = map[string]bool{}
+
+// forbiddenServer is a server on loopback the shared system may not call:
+// never on a port of the allow list (a test's allowed server, once closed,
+// frees its port for the next listener).
+func forbiddenServer(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	for range 20 {
+		srv := httptest.NewServer(h)
+		if !allowed[srv.Listener.Addr().String()] {
+			t.Cleanup(srv.Close)
+			return srv
+		}
+		defer srv.Close() // held until a free port is found, so it is not drawn again
+	}
+	t.Fatal("no loopback port outside the allow list")
+	return nil
+}
 
 // allowedServer runs h on one of the reserved loopback ports: a server the
 // local deployment is allowed to call. It is closed when the test ends.

@@ -413,10 +413,9 @@ func TestExternalRequestPreviewAndCheck(t *testing.T) {
 	}
 
 	// No answer: refused destinations, a redirect to one, a timeout.
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	other := forbiddenServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("a request reached a port the deployment may not call: %s %s", r.Method, r.URL)
 	}))
-	defer other.Close()
 	for _, tc := range []struct{ url, code, detail string }{
 		{"https://169.254.169.254/latest/meta-data/", "destination_refused", "destination 169.254.169.254:443 refused: link-local address"},
 		{"http://169.254.169.254/latest/meta-data/", "destination_refused", "destination 169.254.169.254:80 refused: plain http is allowed only for a host:port in TUNNELS_EGRESS_ALLOW"},
