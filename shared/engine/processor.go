@@ -870,9 +870,9 @@ func ChatRecord(t *tunnel.Tunnel, s Step) bool {
 // sendsChat reports whether step s sends a chat message: a message block's
 // ask or re-ask on a chat run (a reply or a timeout sends nothing).
 func sendsChat(t *tunnel.Tunnel, s Step) bool {
-	if t == nil || s.Channel != ChannelChat || (s.Phase != "" && s.Phase != PhaseReask) {
+	if !ChatRecord(t, s) {
 		return false
 	}
-	b, ok := t.Block(s.Block)
-	return ok && b.Type == tunnel.BlockMessage && b.Text != ""
+	b, _ := t.Block(s.Block)
+	return b.Text != ""
 }
