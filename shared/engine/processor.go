@@ -242,25 +242,8 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 			return err
 		}
 		// A duplicate: no effect again, but make sure the children were sent
-		// (the first delivery may have died between its record and its
-		// enqueue). A child already claimed was sent: sending it again would
-		// only multiply copies down the tunnel when duplicates are frequent.
-		// The delivery that recorded the step may still be sending its
-		// children, or may have failed to: this copy cannot tell. It re-sends
-		// the children nobody claimed yet, delayed by ResendDelay, by when a
-		// healthy first delivery's children have long been claimed, so the
-		// late copies are no-ops and do not multiply down the tunnel.
-		children, err := p.unclaimed(ctx, s, claim.Record.Children)
-		if err != nil {
-			return err
-		}
-		later := now.Add(ResendDelay)
-		for i := range children {
-			if d := children[i].Step.NotBefore(); d == nil || d.Before(later) {
-				children[i].Step.Wait = &later
-			}
-		}
-		return p.emit(ctx, now, children)
+		// (see resendUnclaimed).
+		return p.resendUnclaimed(ctx, s, now, claim.Record.Children)
 	case Busy:
 		return ErrBusy
 	}
@@ -318,7 +301,17 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 		} else {
 			log.Warn("step was completed by another invocation after our lease ran out")
 		}
-		return nil
+		// The copy that recorded the step may yet fail to send its children,
+		// and its retry is the same queue message this one acknowledges: see
+		// to them as a duplicate of a finished step does.
+		again, err := p.Store.PeekStep(ctx, s, p.now())
+		if err != nil {
+			return fmt.Errorf("look at the step recorded by another copy: %w", err)
+		}
+		if again.State != Completed || again.Record == nil {
+			return ErrBusy
+		}
+		return p.resendUnclaimed(ctx, s, now, again.Record.Children)
 	}
 	// The run's count moves after the record, in a write of its own (half
 	// the price of one transaction over both): a crash in between leaves the
@@ -357,6 +350,28 @@ func (p *Processor) finishMove(ctx context.Context, s Step, sub *Subscriber, rec
 		p.Stats.Count(s.WS, s.Tunnel, map[string]int64{"ended": 1})
 	}
 	return nil
+}
+
+// resendUnclaimed makes sure a finished step's children were sent (the
+// delivery that recorded the step may have died between its record and its
+// enqueue). A child already claimed was sent: sending it again would only
+// multiply copies down the tunnel when duplicates are frequent. The delivery
+// that recorded the step may still be sending its children, or may have
+// failed to: this copy cannot tell. It re-sends the children nobody claimed
+// yet, delayed by ResendDelay, by when a healthy first delivery's children
+// have long been claimed, so the late copies are no-ops.
+func (p *Processor) resendUnclaimed(ctx context.Context, s Step, now time.Time, recorded []Outgoing) error {
+	children, err := p.unclaimed(ctx, s, recorded)
+	if err != nil {
+		return err
+	}
+	later := now.Add(ResendDelay)
+	for i := range children {
+		if d := children[i].Step.NotBefore(); d == nil || d.Before(later) {
+			children[i].Step.Wait = &later
+		}
+	}
+	return p.emit(ctx, now, children)
 }
 
 // tunnel reads the step's tunnel (nil when it was deleted). When a cached copy
