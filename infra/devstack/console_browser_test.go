@@ -219,7 +219,7 @@ func newBrowser(t *testing.T, bin string) *browser {
 			// A 400 is a validation answer the page shows; Chromium logs every
 			// non-2xx fetch, so that one is not a problem.
 			if e.Entry.Level == log.EntryLevelError && !strings.Contains(e.Entry.Text, "status of 400") {
-				b.problems = append(b.problems, "console: "+e.Entry.Text)
+				b.problems = append(b.problems, "console: "+e.Entry.Text+" ("+e.Entry.URL+")")
 			}
 		}
 	}))
@@ -261,7 +261,10 @@ func (b *browser) signIn(key string) {
 	b.step("open the console", chromedp.Navigate(sys.APIURL+"/"), chromedp.WaitVisible(chromedp.ID("keyform")))
 	// A click, as a person does (form.submit() would skip the page's submit handler).
 	b.step("sign in", chromedp.SendKeys(chromedp.ID("key"), key), press(chromedp.CSS(`#keyform button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.ID("nav")))
+		chromedp.WaitVisible(chromedp.ID("nav")),
+		// The first view drawn after signing in: a route the test starts
+		// later then draws after it, never under it.
+		chromedp.WaitVisible(chromedp.CSS("#view h1")))
 }
 
 // TestConsoleOperatorInABrowser: an operator finds an unread chat, reads the
@@ -369,22 +372,31 @@ func TestConsoleCatalogAndSalesInABrowser(t *testing.T) {
 	b := newBrowser(t, bin)
 	b.signIn(a.key)
 	// A tag without a name is refused, the error under the field; then saved.
+	// An empty id is refused by the page itself, before any request.
 	b.step("the tags form", route("#/catalog/tags"), chromedp.WaitVisible(chromedp.ID("entity-form")),
-		setv("#entity-id", "hot"), press(chromedp.CSS(`#entity-form button[type=submit]`)))
+		fillAndSubmit("#entity-form", map[string]string{"#entity-id": ""}))
+	eventually(t, 10*time.Second, "the error under the id field", func() (bool, string) {
+		idErr, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.getElementById("entity-id").nextElementSibling.textContent`))
+		if !strings.Contains(idErr, "id is required") {
+			_, _ = chromedp.Run(b.ctx, fillAndSubmit("#entity-form", map[string]string{"#entity-id": ""}))
+			return false, idErr
+		}
+		return true, idErr
+	})
+	b.step("the tags form", fillAndSubmit("#entity-form", map[string]string{"#entity-id": "hot"}))
 	eventually(t, 10*time.Second, "the error under the name field", func() (bool, string) {
 		fieldErr, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('input[data-field="name"]').nextElementSibling.textContent`))
 		view, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.getElementById("view").outerHTML`))
 		if !strings.Contains(fieldErr, "name") {
-			// The view may have drawn itself again after the press (its list
+			// The view may have drawn itself again after the submit (its list
 			// arrived later), dropping the submitted form: submit again. An
 			// invalid tag writes nothing, so a repeat changes nothing.
-			_, _ = chromedp.Run(b.ctx, setv("#entity-id", "hot"))
-			_, _ = chromedp.Run(b.ctx, press(chromedp.CSS(`#entity-form button[type=submit]`)))
+			_, _ = chromedp.Run(b.ctx, fillAndSubmit("#entity-form", map[string]string{"#entity-id": "hot"}))
 			return false, view
 		}
 		return true, view
 	})
-	b.step("save the tag", setv(`input[data-field="name"]`, "Hot lead"), press(chromedp.CSS(`#entity-form button[type=submit]`)),
+	b.step("save the tag", fillAndSubmit("#entity-form", map[string]string{"#entity-id": "hot", `input[data-field="name"]`: "Hot lead"}),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="hot"]`)))
 	var tag map[string]any
 	a.must(http.MethodGet, "/v1/tags/hot", nil, http.StatusOK, &tag)
@@ -429,6 +441,17 @@ func press[S ~string](sel S) chromedp.Action[chromedp.Void] {
 		q = "#" + q
 	}
 	return asVoid(chromedp.Evaluate[bool](`(() => { const e = document.querySelector(` + strconv.Quote(q) + `); if (!e) throw new Error(` + strconv.Quote("no element "+q) + `); e.click(); return true; })()`))
+}
+
+// fillAndSubmit sets a form's fields and submits it (requestSubmit runs the
+// page's submit handler, as the Save button does) in one script, so that no
+// redraw of the view can fall between the filling and the submit.
+func fillAndSubmit(form string, values map[string]string) chromedp.Action[chromedp.Void] {
+	fields, _ := json.Marshal(values)
+	return asVoid(chromedp.Evaluate[bool](`(() => { const f = document.querySelector(` + strconv.Quote(form) + `);
+		if (!f) throw new Error(` + strconv.Quote("no form "+form) + `);
+		for (const [sel, v] of Object.entries(` + string(fields) + `)) { const e = f.querySelector(sel); if (!e) throw new Error("no field " + sel); e.value = v; }
+		f.requestSubmit(); return true; })()`))
 }
 
 // setv sets a form control's value and fires its change event, as typing and

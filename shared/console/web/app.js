@@ -681,7 +681,8 @@ async function catalog(kind) {
   const idInput = el("input", { type: "text", id: "entity-id", placeholder: "id" });
   const inputs = {};
   const errs = {};
-  const form = el("form", { id: "entity-form", class: "card" }, el("label", {}, "id", idInput));
+  const idErr = el("span", { class: "error" });
+  const form = el("form", { id: "entity-form", class: "card" }, el("label", {}, "id", idInput, idErr));
   for (const [name, kindOf] of spec.fields) {
     let input;
     if (Array.isArray(kindOf)) input = el("select", {}, ...kindOf.map((o) => el("option", { value: o }, o)));
@@ -698,6 +699,11 @@ async function catalog(kind) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     Object.values(errs).forEach((e) => { e.textContent = ""; });
+    idErr.textContent = "";
+    status.textContent = "";
+    // An empty id would name the collection, not an entity: say so here.
+    const id = idInput.value.trim();
+    if (!id) { idErr.textContent = " an id is required"; return; }
     const body = {};
     for (const [name, kindOf] of spec.fields) {
       const input = inputs[name];
@@ -706,7 +712,7 @@ async function catalog(kind) {
       else if (input.value !== "") body[name] = input.value;
     }
     try {
-      await api(spec.path + "/" + encodeURIComponent(idInput.value.trim()), "PUT", body);
+      await api(spec.path + "/" + encodeURIComponent(id), "PUT", body);
       route();
     } catch (e) {
       status.textContent = e.message;
