@@ -98,7 +98,7 @@ func (r *report) markdown() string {
 	p("## AWS calls per step\n\n")
 	p("Counted by an SDK middleware (infra/localstack `CallCounter`) on every client of the step functions and of the SQS pollers (which on AWS are Lambda's, and billed), while the load ran; divided by the steps recorded. ")
 	if r.PerStep.UnitsMeasured {
-		p("Capacity units are DynamoDB Local's `ConsumedCapacity` answers — they count index entries (the Directory entry a changed tag set rewrites) — with failed conditions added at 1 WRU as AWS bills them, and transactions at AWS's rule (2 WRU per item; DynamoDB Local answered %.2f WRU per step for them).\n\n", r.PerStep.LocalTxWRU)
+		p("Capacity units are DynamoDB Local's `ConsumedCapacity` answers — they would count index entries too (none is written by these steps: the directory index projects no tags) — with failed conditions added at 1 WRU as AWS bills them, and transactions at AWS's rule (2 WRU per item; DynamoDB Local answered %.2f WRU per step for them).\n\n", r.PerStep.LocalTxWRU)
 	} else {
 		p("DynamoDB Local reported no `ConsumedCapacity`: the units are estimated from the calls (1 per read <= 4 KB, 1 per write <= 1 KB, 2 per transactional item, failed conditions included).\n\n")
 	}
@@ -126,7 +126,7 @@ func (r *report) markdown() string {
 	p("The design minimum (infra/bench `designMinimum`, read off shared/engine/processor.go and shared/store/steps.go), for this tunnel:\n\n")
 	p("- every step: 1 consistent GetItem of the profile (generation, STOP markers and placeholder data in one read: 1 RRU); its record, written once (1 WRU, under 1 KB, no index entry: the journey reads the records themselves); 1 SendMessageBatch of its children (none for the leaf); a tenth of the pollers' ReceiveMessage and DeleteMessageBatch and of the tunnel's counters at full batches of 10; the tunnel definition cached (~0);\n")
 	p("- a message (6 in 10) talks to the outside, so it is claimed first: the claim creates its chat item and the completion fills it with the message and the record — 2 WRU for one item; the channel's settings (2 consistent GetItems);\n")
-	p("- add_tags / remove_tags (3 in 10) are set operations and run without a claim: a consistent look at the record (1 RRU), the tag catalog (1 eventually consistent Query: 0.5 RRU), the tag set (1 WRU, and 1 for the Directory index entry the changed set rewrites);\n")
+	p("- add_tags / remove_tags (3 in 10) are set operations and run without a claim: a consistent look at the record (1 RRU), the tag catalog (1 eventually consistent Query: 0.5 RRU), the tag set (1 WRU: the directory index projects no tags, so a changed set writes no index entry);\n")
 	p("- the delay (1 in 10) runs without a claim: the look at its record and the record;\n")
 	p("- the leaf (1 in 10) moves the run's pending count to 0 and marks the run ended in one UpdateItem of the profile (1 WRU).\n\n")
 	if len(r.Ingest) > 0 {

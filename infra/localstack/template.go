@@ -25,6 +25,9 @@ import (
 // template is the part of a SAM/CloudFormation template this package uses.
 type template struct {
 	Parameters map[string]parameter
+	// Conditions are the template's named conditions, unevaluated (Fn::If
+	// and Condition evaluate them against the parameters).
+	Conditions map[string]any
 	Globals    map[string]any
 	Resources  map[string]resourceDecl
 	// order lists resource logical ids as they appear in the file, so work is
@@ -78,6 +81,9 @@ func parseTemplate(b []byte) (*template, error) {
 	}
 	if g, ok := top["Globals"].(map[string]any); ok {
 		t.Globals = g
+	}
+	if c, ok := top["Conditions"].(map[string]any); ok {
+		t.Conditions = c
 	}
 	if ps, ok := top["Parameters"].(map[string]any); ok {
 		for name, v := range ps {
@@ -422,8 +428,94 @@ func (r *resolver) intrinsic(fn string, arg any) (any, error) {
 			out = append(out, p)
 		}
 		return out, nil
+	case "Fn::If":
+		args, ok := arg.([]any)
+		if !ok || len(args) != 3 {
+			return nil, fmt.Errorf("Fn::If: want [condition, value if true, value if false]")
+		}
+		name, ok := args[0].(string)
+		if !ok {
+			return nil, fmt.Errorf("Fn::If: the condition must be a name")
+		}
+		yes, err := r.condition(name)
+		if err != nil {
+			return nil, fmt.Errorf("Fn::If: %w", err)
+		}
+		if yes {
+			return r.resolve(args[1])
+		}
+		return r.resolve(args[2])
+	case "Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Condition":
+		return r.truth(map[string]any{fn: arg})
 	}
 	return nil, fmt.Errorf("intrinsic function %s is not supported by the local stack", fn)
+}
+
+// condition evaluates the template's named condition.
+func (r *resolver) condition(name string) (bool, error) {
+	c, ok := r.tpl.Conditions[name]
+	if !ok {
+		return false, fmt.Errorf("condition %s is not in the template's Conditions", name)
+	}
+	yes, err := r.truth(c)
+	if err != nil {
+		return false, fmt.Errorf("condition %s: %w", name, err)
+	}
+	return yes, nil
+}
+
+// truth evaluates a condition function: Fn::Equals, Fn::Not, Fn::And,
+// Fn::Or, or a reference to a named condition ({"Condition": name}).
+func (r *resolver) truth(v any) (bool, error) {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return false, fmt.Errorf("want a condition function, got %v", v)
+	}
+	for fn, arg := range m {
+		if fn == "Condition" {
+			name, _ := arg.(string)
+			return r.condition(name)
+		}
+		args, ok := arg.([]any)
+		if !ok {
+			return false, fmt.Errorf("%s: want a list, got %v", fn, arg)
+		}
+		switch fn {
+		case "Fn::Equals":
+			if len(args) != 2 {
+				return false, fmt.Errorf("Fn::Equals: want two values")
+			}
+			a, err := r.str(args[0])
+			if err != nil {
+				return false, err
+			}
+			b, err := r.str(args[1])
+			if err != nil {
+				return false, err
+			}
+			return a == b, nil
+		case "Fn::Not":
+			if len(args) != 1 {
+				return false, fmt.Errorf("Fn::Not: want one condition")
+			}
+			yes, err := r.truth(args[0])
+			return !yes, err
+		case "Fn::And", "Fn::Or":
+			and := fn == "Fn::And"
+			for _, a := range args {
+				yes, err := r.truth(a)
+				if err != nil {
+					return false, err
+				}
+				if yes != and {
+					return yes, nil
+				}
+			}
+			return and, nil
+		}
+		return false, fmt.Errorf("%s is not a condition function", fn)
+	}
+	return false, nil
 }
 
 // strList resolves a list whose items are all scalars.

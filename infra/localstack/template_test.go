@@ -323,3 +323,62 @@ func TestRealTemplate(t *testing.T) {
 		t.Errorf("api HTTP events %+v", f.HTTP)
 	}
 }
+
+// TestConditions: Fn::If picks by the template's named conditions, which
+// combine Fn::Equals, Fn::Not, Fn::And, Fn::Or and Condition; a false branch
+// of AWS::NoValue drops a list item.
+func TestConditions(t *testing.T) {
+	tpl, err := parseTemplate([]byte(`
+Parameters:
+  Keep: {Type: String, Default: "false"}
+  Name: {Type: String, Default: ""}
+Conditions:
+  KeepIt: !Equals [!Ref Keep, "true"]
+  HasName: !Not [!Equals [!Ref Name, ""]]
+  Both: !And [!Condition KeepIt, !Condition HasName]
+  Either: !Or [!Condition KeepIt, !Condition HasName]
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          KEEP: !If [KeepIt, kept, dropped]
+          BOTH: !If [Both, yes, no]
+          EITHER: !If [Either, yes, no]
+          GONE: !If [KeepIt, here, !Ref AWS::NoValue]
+      List:
+        - a
+        - !If [KeepIt, b, !Ref AWS::NoValue]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		keep, name string
+		want       map[string]string
+		list       int
+	}{
+		{"false", "", map[string]string{"KEEP": "dropped", "BOTH": "no", "EITHER": "no"}, 1},
+		{"true", "", map[string]string{"KEEP": "kept", "BOTH": "no", "EITHER": "yes", "GONE": "here"}, 2},
+		{"true", "n", map[string]string{"KEEP": "kept", "BOTH": "yes", "EITHER": "yes", "GONE": "here"}, 2},
+		{"false", "n", map[string]string{"KEEP": "dropped", "BOTH": "no", "EITHER": "yes"}, 1},
+	} {
+		r := &Resources{ByID: map[string]Resource{}, tpl: tpl, params: map[string]string{"Keep": c.keep, "Name": c.name}}
+		got, err := r.FunctionEnv("F")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("Keep=%s Name=%q: env %v, want %v", c.keep, c.name, got, c.want)
+		}
+		list, err := r.resolver(nil).resolve(tpl.Resources["F"].Properties["List"])
+		if err != nil || len(list.([]any)) != c.list {
+			t.Errorf("Keep=%s: list %v (%v), want %d items", c.keep, list, err, c.list)
+		}
+	}
+	r := &Resources{ByID: map[string]Resource{}, tpl: tpl, params: map[string]string{"Keep": "x", "Name": ""}}
+	if _, err := r.resolver(nil).resolve(map[string]any{"Fn::If": []any{"Nope", "a", "b"}}); err == nil || !strings.Contains(err.Error(), "Nope") {
+		t.Errorf("an unknown condition: %v", err)
+	}
+}

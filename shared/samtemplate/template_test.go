@@ -417,19 +417,31 @@ func TestTable(t *testing.T) {
 	if lsi.IndexName != "Journey" || keys(ks) != "pk HASH, jsk RANGE" || lsi.Projection == nil || lsi.Projection.ProjectionType == nil || *lsi.Projection.ProjectionType != "ALL" {
 		t.Errorf("LSI = %s on %s, want Journey on pk HASH, jsk RANGE, projection ALL", lsi.IndexName, keys(ks))
 	}
-	if len(tbl.GlobalSecondaryIndexes) != 2 {
-		t.Fatalf("GlobalSecondaryIndexes = %+v, want Inbox and Directory", tbl.GlobalSecondaryIndexes)
+	// goformation resolves the legacy directory's !If with the parameter's
+	// default (false) to an index with no name: a stack made from the
+	// defaults has Inbox and SubscriberSearch only.
+	if n := len(tbl.GlobalSecondaryIndexes); n != 3 || tbl.GlobalSecondaryIndexes[2].IndexName != "" {
+		t.Fatalf("GlobalSecondaryIndexes = %+v, want Inbox, SubscriberSearch and the conditional legacy Directory", tbl.GlobalSecondaryIndexes)
 	}
-	// The subscribers directory projects only what a search reads, so the
-	// profile's run updates (every step) write nothing to it.
+	// The subscribers directory projects only what a search by text reads,
+	// so neither the profile's run updates (every step) nor its tag changes
+	// (every tag step) write to it.
 	dir := tbl.GlobalSecondaryIndexes[1]
 	ks = nil
 	for _, k := range dir.KeySchema {
 		ks = append(ks, struct{ n, t string }{k.AttributeName, k.KeyType})
 	}
-	if dir.IndexName != "Directory" || keys(ks) != "dpk HASH, dsk RANGE" || dir.Projection == nil || dir.Projection.ProjectionType == nil ||
-		*dir.Projection.ProjectionType != "INCLUDE" || slices.Contains(dir.Projection.NonKeyAttributes, "runs") || !slices.Contains(dir.Projection.NonKeyAttributes, "tags") {
-		t.Errorf("GSI = %s on %s (%+v), want Directory on dpk HASH, dsk RANGE, projection INCLUDE of the searched attributes", dir.IndexName, keys(ks), dir.Projection)
+	if dir.IndexName != "SubscriberSearch" || keys(ks) != "dpk HASH, dsk RANGE" || dir.Projection == nil || dir.Projection.ProjectionType == nil ||
+		*dir.Projection.ProjectionType != "INCLUDE" || slices.Contains(dir.Projection.NonKeyAttributes, "runs") || slices.Contains(dir.Projection.NonKeyAttributes, "tags") ||
+		!slices.Contains(dir.Projection.NonKeyAttributes, "fn_l") {
+		t.Errorf("GSI = %s on %s (%+v), want SubscriberSearch on dpk HASH, dsk RANGE, projection INCLUDE of the searched attributes without tags", dir.IndexName, keys(ks), dir.Projection)
+	}
+	// The legacy index, as written: kept only while KeepLegacyDirectoryIndex is true.
+	raw := tpl.Doc["Resources"].(map[string]any)["Table"].(map[string]any)["Properties"].(map[string]any)["GlobalSecondaryIndexes"].([]any)
+	legacy, _ := raw[2].(map[string]any)["Fn::If"].([]any)
+	if len(legacy) != 3 || legacy[0] != "KeepLegacyDirectory" || legacy[1].(map[string]any)["IndexName"] != "Directory" ||
+		!reflect.DeepEqual(legacy[2], map[string]any{"Ref": "AWS::NoValue"}) {
+		t.Errorf("legacy Directory index = %v, want !If [KeepLegacyDirectory, Directory, AWS::NoValue]", raw[2])
 	}
 	gsi := tbl.GlobalSecondaryIndexes[0]
 	ks = nil
@@ -725,7 +737,8 @@ func TestSesConditions(t *testing.T) {
 	tpl := openTemplate(t)
 	ref := map[string]any{"Ref": "SesIdentity"}
 	want := map[string]any{
-		"HasSesIdentity": map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{ref, ""}}}},
+		"HasSesIdentity":      map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{ref, ""}}}},
+		"KeepLegacyDirectory": map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "KeepLegacyDirectoryIndex"}, "true"}},
 		"SesIdentityIsArn": map[string]any{"Fn::Equals": []any{
 			map[string]any{"Fn::Select": []any{float64(0), map[string]any{"Fn::Split": []any{":", ref}}}}, "arn"}},
 	}

@@ -203,7 +203,7 @@ func cursorFits(in *dynamodb.QueryInput, start map[string]types.AttributeValue) 
 	switch aws.ToString(in.IndexName) {
 	case "Inbox":
 		partition = "ipk"
-	case "Directory":
+	case directoryIndex, legacyDirectoryIndex:
 		partition = "dpk"
 	}
 	want, _ := in.ExpressionAttributeValues[":pk"].(*types.AttributeValueMemberS)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/tunnels/tunnels/shared/engine"
 )
@@ -496,57 +498,132 @@ type DirectoryEntry struct {
 	CreatedAt                             time.Time
 }
 
+// directoryIndex is the index of the subscribers directory. It holds what a
+// search by text reads (names, email, phone, channels) and not the tags: a
+// tag step then writes the profile alone, where a projected tag set made
+// every changed set rewrite the index entry too (1 WRU more per tag step).
+// The tags of a listed page are read from the profiles instead.
+const directoryIndex = "SubscriberSearch"
+
+// legacyDirectoryIndex is the directory index of stacks deployed before
+// directoryIndex, read only while the new one is being built (the template's
+// KeepLegacyDirectoryIndex).
+const legacyDirectoryIndex = "Directory"
+
+// backfilling tells a query refused because its index is still being built.
+func backfilling(err error) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "ValidationException" &&
+		strings.Contains(strings.ToLower(api.ErrorMessage()), "backfilling")
+}
+
 // SearchSubscribers lists the workspace's subscribers, newest first, whose
 // first or last name or email contains q (any case), whose phone contains q,
 // whose channel identity ("channel:external_id") or id is q; and who have tag.
-// Empty q and tag list everyone. It reads the Directory index, which holds
-// only what a search needs; a filter reads the directory up to a full page of
-// matches (or its end).
+// Empty q and tag list everyone. It reads the directory index (filtered by q)
+// and the listed subscribers' tags from their profiles (filtered by tag),
+// until a full page of matches or the directory's end.
 func (st *Store) SearchSubscribers(ctx context.Context, ws, q, tag string, p Page) ([]DirectoryEntry, *string, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 100
+	}
 	in := &dynamodb.QueryInput{
-		IndexName:                 aws.String("Directory"),
+		TableName:                 aws.String(st.table),
+		IndexName:                 aws.String(directoryIndex),
 		KeyConditionExpression:    aws.String("dpk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(directoryPK(ws))},
 		ScanIndexForward:          aws.Bool(false),
 	}
-	var filters []string
 	if q = strings.TrimSpace(q); q != "" {
-		filters = append(filters, "(contains(#fn, :ql) OR contains(#ln, :ql) OR contains(#em, :ql) OR contains(#phone, :q) OR contains(#channels, :q) OR #id = :q)")
+		in.FilterExpression = aws.String("contains(#fn, :ql) OR contains(#ln, :ql) OR contains(#em, :ql) OR contains(#phone, :q) OR contains(#channels, :q) OR #id = :q")
 		in.ExpressionAttributeNames = map[string]string{"#fn": "fn_l", "#ln": "ln_l", "#em": "em_l", "#phone": "phone", "#channels": "channels", "#id": "id"}
 		in.ExpressionAttributeValues[":q"] = s(q)
 		in.ExpressionAttributeValues[":ql"] = s(strings.ToLower(q))
 	}
-	if tag != "" {
-		filters = append(filters, "contains(#tags, :tag)")
-		if in.ExpressionAttributeNames == nil {
-			in.ExpressionAttributeNames = map[string]string{}
-		}
-		in.ExpressionAttributeNames["#tags"] = "tags"
-		in.ExpressionAttributeValues[":tag"] = s(tag)
-	}
-	if len(filters) > 0 {
-		in.FilterExpression = aws.String(strings.Join(filters, " AND "))
-	}
-	items, next, err := st.query(ctx, in, p, "pk", "sk", "dpk", "dsk")
+	cursorKeys := []string{"pk", "sk", "dpk", "dsk"}
+	start, err := decodeCursor(p.Cursor, cursorKeys...)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]DirectoryEntry, 0, len(items))
-	for _, it := range items {
-		e := DirectoryEntry{
-			ID: str(it, "id"), FirstName: str(it, "first_name"), LastName: str(it, "last_name"),
-			Email: str(it, "email"), Phone: str(it, "phone"), CreatedAt: parseTS(str(it, "created_at")),
-			Channels: []string{}, Tags: []string{},
-		}
-		if v, ok := it["channels"].(*types.AttributeValueMemberSS); ok {
-			e.Channels = append(e.Channels, v.Value...)
-			sort.Strings(e.Channels)
-		}
-		if v, ok := it["tags"].(*types.AttributeValueMemberSS); ok {
-			e.Tags = append(e.Tags, v.Value...)
-			sort.Strings(e.Tags)
-		}
-		out = append(out, e)
+	if start != nil && !cursorFits(in, start) {
+		return nil, nil, ErrBadCursor
 	}
-	return out, next, nil
+	in.ExclusiveStartKey = start
+	// One match more than the page is looked for, so the last page says so
+	// with a null cursor even when it is exactly full.
+	var out []DirectoryEntry
+	var last []map[string]types.AttributeValue // each match's key, for the cursor
+	for {
+		want := limit + 1 - len(out)
+		if tag != "" {
+			want = max(want, 100) // most entries may lack the tag: read a fuller page
+		}
+		in.Limit = aws.Int32(int32(want))
+		res, err := st.db.Query(ctx, in)
+		if err != nil && backfilling(err) && aws.ToString(in.IndexName) == directoryIndex {
+			// The first deploy of a two-step upgrade (KeepLegacyDirectoryIndex):
+			// the new index is still being built; the old one answers meanwhile.
+			in.IndexName = aws.String(legacyDirectoryIndex)
+			res, err = st.db.Query(ctx, in)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		tags, err := st.profileTags(ctx, ws, res.Items)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, it := range res.Items {
+			e := directoryEntry(it)
+			e.Tags = tags[e.ID]
+			if tag != "" && !slices.Contains(e.Tags, tag) {
+				continue
+			}
+			out = append(out, e)
+			last = append(last, lastKey(it, cursorKeys))
+			if len(out) > limit {
+				return out[:limit], encodeCursor(last[limit-1]), nil
+			}
+		}
+		if len(res.LastEvaluatedKey) == 0 {
+			return out, nil, nil
+		}
+		in.ExclusiveStartKey = res.LastEvaluatedKey
+	}
+}
+
+func directoryEntry(it map[string]types.AttributeValue) DirectoryEntry {
+	e := DirectoryEntry{
+		ID: str(it, "id"), FirstName: str(it, "first_name"), LastName: str(it, "last_name"),
+		Email: str(it, "email"), Phone: str(it, "phone"), CreatedAt: parseTS(str(it, "created_at")),
+		Channels: []string{}, Tags: []string{},
+	}
+	if v, ok := it["channels"].(*types.AttributeValueMemberSS); ok {
+		e.Channels = append(e.Channels, v.Value...)
+		sort.Strings(e.Channels)
+	}
+	return e
+}
+
+// profileTags reads the tags of the directory entries' subscribers from their
+// profiles (one BatchGetItem per 100), sorted; a subscriber without tags has
+// an empty list.
+func (st *Store) profileTags(ctx context.Context, ws string, entries []map[string]types.AttributeValue) (map[string][]string, error) {
+	out := make(map[string][]string, len(entries))
+	keys := make([]map[string]types.AttributeValue, 0, len(entries))
+	for _, it := range entries {
+		id := str(it, "id")
+		out[id] = []string{}
+		keys = append(keys, key(subPK(ws, id), profileSK))
+	}
+	err := st.batchGet(ctx, keys, "id, tags", nil, func(it map[string]types.AttributeValue) error {
+		if v, ok := it["tags"].(*types.AttributeValueMemberSS); ok {
+			t := append([]string{}, v.Value...)
+			sort.Strings(t)
+			out[str(it, "id")] = t
+		}
+		return nil
+	})
+	return out, err
 }
