@@ -9,5 +9,7 @@ import (
 )
 
 func main() {
-	lambda.Start(email.Handler(wire.Init()).Handle)
+	h := email.Handler(wire.Init())
+	// SIGTERM at shutdown writes the step counts still waiting.
+	lambda.StartWithOptions(h.Handle, lambda.WithEnableSIGTERM(h.Shutdown))
 }

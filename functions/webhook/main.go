@@ -9,5 +9,7 @@ import (
 )
 
 func main() {
-	lambda.Start(webhook.Handler(wire.Init()).Handle)
+	h := webhook.Handler(wire.Init())
+	// SIGTERM at shutdown writes the step counts still waiting.
+	lambda.StartWithOptions(h.Handle, lambda.WithEnableSIGTERM(h.Shutdown))
 }

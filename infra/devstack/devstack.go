@@ -200,6 +200,9 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 			api = app.API(deps)
 		case len(fn.SQS) > 0:
 			h := app.StepHandler(deps, engine.Kind(fn.Name))
+			if h.Background != nil {
+				sys.goRun(func() error { return h.Background(runCtx) })
+			}
 			for _, ev := range fn.SQS {
 				p := localstack.NewPoller(pollSQS, fn, ev, h.Handle, flog)
 				p.Faults = sys.Faults

@@ -50,9 +50,24 @@ type Handler struct {
 	// Processor.BeforeBatch: steps that share a write).
 	BeforeBatch func(ctx context.Context, steps []engine.Step) context.Context
 	// AfterBatch, when set, runs once every record of a batch ran (the
-	// tunnels' counters are written then, once per batch); its error is
-	// only logged.
+	// tunnels' counters are written then when due); its error is only
+	// logged.
 	AfterBatch func(ctx context.Context) error
+	// Background, when set, is work a host that keeps running between
+	// batches runs beside the handler until its context ends (the local
+	// stack: counters waiting for their next write). Lambda freezes an
+	// instance between batches, so there Shutdown does the last of it.
+	Background func(ctx context.Context) error
+	// OnShutdown, when set, runs when the instance is shut down (Lambda's
+	// SIGTERM, see Shutdown).
+	OnShutdown func()
+}
+
+// Shutdown runs OnShutdown: give it to lambda.WithEnableSIGTERM.
+func (h *Handler) Shutdown() {
+	if h.OnShutdown != nil {
+		h.OnShutdown()
+	}
 }
 
 // DeadLetterRecorder records a step's last failed attempt.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -137,12 +138,21 @@ func (st *Store) EndRun(ctx context.Context, ws, sub, tunnel, channel string, ge
 	return err == nil, err
 }
 
-// StatsBuffer gathers the counts of a batch of steps and writes them once per
-// tunnel when the batch is done (Flush): a batch of ten steps costs one write.
+// StatsBuffer gathers the counts of the steps an instance runs and writes
+// each tunnel's sum in one write. With Every set, AfterBatch writes at most
+// once per Every: a quiet instance writes after each batch, a busy one once
+// per Every, so under load a tunnel's counters cost one write per instance
+// per Every instead of one per batch. What waits is written by the next
+// batch due, by Run (a process that keeps running between batches, as the
+// local stack's), or at Shutdown (Lambda's SIGTERM).
 type StatsBuffer struct {
 	Store *Store
+	// Every is the least time between two writes of AfterBatch (0: every
+	// batch writes its counts).
+	Every time.Duration
 	mu    sync.Mutex
 	m     map[[2]string]map[string]int64
+	last  time.Time // the last write
 }
 
 // Count implements engine.StatsSink.
@@ -161,12 +171,56 @@ func (b *StatsBuffer) Count(ws, tunnel string, counters map[string]int64) {
 	}
 }
 
+// AfterBatch writes the waiting counts when the last write is Every old (at
+// once when Every is 0).
+func (b *StatsBuffer) AfterBatch(ctx context.Context) error {
+	b.mu.Lock()
+	due := b.m != nil && time.Since(b.last) >= b.Every
+	b.mu.Unlock()
+	if !due {
+		return nil
+	}
+	return b.Flush(ctx)
+}
+
+// Run writes what waits every Every (or second) until ctx ends, then once
+// more: for a process that keeps running between batches.
+func (b *StatsBuffer) Run(ctx context.Context) error {
+	every := b.Every
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = b.Flush(fctx) // the stats are a view: a failed last write is not the host's failure
+			return nil
+		case <-t.C:
+			_ = b.AfterBatch(ctx)
+		}
+	}
+}
+
+// Shutdown writes what waits, within the half second Lambda gives a
+// process between SIGTERM and SIGKILL.
+func (b *StatsBuffer) Shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 450*time.Millisecond)
+	defer cancel()
+	_ = b.Flush(ctx)
+}
+
 // Flush writes what was counted; counts that fail to write are dropped (the
-// stats are a view: a step never waits for them).
+// stats are a view: a step never waits for them, and a write retried after
+// an unknown outcome could count twice).
 func (b *StatsBuffer) Flush(ctx context.Context) error {
 	b.mu.Lock()
 	pending := b.m
 	b.m = nil
+	b.last = time.Now()
 	b.mu.Unlock()
 	var first error
 	for k, c := range pending {

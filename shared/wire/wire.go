@@ -100,10 +100,16 @@ type Kind struct {
 	Prepare map[string]engine.PrepareFunc
 }
 
+// StatsEvery is the least time between two writes of a step function
+// instance's counters.
+const StatsEvery = time.Second
+
 // StepHandler builds the SQS batch handler of a step kind over st (the
 // store the kind's parts were built on).
 func StepHandler(d Deps, st *store.Store, kind engine.Kind, k Kind) *stepbatch.Handler {
-	stats := &store.StatsBuffer{Store: st}
+	// The counters of a tunnel are written at most once a second per
+	// instance: under load one write per second instead of one per batch.
+	stats := &store.StatsBuffer{Store: st, Every: StatsEvery}
 	m := k.Messenger
 	if m == nil {
 		m = noMessenger{}
@@ -134,7 +140,9 @@ func StepHandler(d Deps, st *store.Store, kind engine.Kind, k Kind) *stepbatch.H
 		MaxReceives: d.Config.MaxReceives,
 		Kind:        kind,
 		BeforeBatch: p.BeforeBatch,
-		AfterBatch:  stats.Flush,
+		AfterBatch:  stats.AfterBatch,
+		Background:  stats.Run,
+		OnShutdown:  stats.Shutdown,
 	}
 }
 
