@@ -368,6 +368,7 @@ func (f *fakeStore) CompleteStep(ctx context.Context, rec StepRecord, token stri
 	it.rec = rec
 	it.rec.Children = slices.Clone(rec.Children)
 	f.journey = append(f.journey, it.rec)
+	f.journey = append(f.journey, it.rec.Inline...) // as the store's journey shows them: steps of their own
 	if rec.Chat != nil {
 		if !rec.Step.InChat {
 			return false, errors.New("a chat message recorded with a step that is not a chat record")

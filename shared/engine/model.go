@@ -227,6 +227,10 @@ type StepRecord struct {
 	// Chat is the chat message the step sent, stored in the same item when
 	// Step.InChat.
 	Chat *ChatMessage
+	// Inline are the records of the delay steps that ran within this step
+	// (see Processor.inlineDelays): each its own step of the journey, kept
+	// in this step's item.
+	Inline []StepRecord
 }
 
 // ClaimState is what ClaimStep found.

@@ -278,6 +278,9 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 		rec.Detail["phase"] = s.Phase // which part of the block's work: reply, timeout, reask, wake
 	}
 	rec.FinishedAt = p.now()
+	counted := children // the children as the step made them, for its counts
+	inline, inlined, children := p.inlineDelays(ctx, t, s, sub, children, rec.FinishedAt)
+	rec.Inline = inline
 	rec.Children = children
 	delta := -1
 	if s.Phase == PhaseReply {
@@ -326,9 +329,77 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 			return fmt.Errorf("move the run's count: %w", err)
 		}
 	}
-	log.Info("step", "type", rec.Type, "status", rec.Status, "reason", rec.Reason, "children", len(children))
-	p.countStep(ctx, s, sub, rec, out, children, ended)
+	log.Info("step", "type", rec.Type, "status", rec.Status, "reason", rec.Reason, "children", len(children), "inline", len(inline))
+	p.countStep(ctx, s, sub, rec, out, counted, ended)
+	for _, d := range inlined {
+		p.countStep(ctx, d.rec.Step, sub, d.rec, d.out, d.children, false)
+	}
 	return p.emit(ctx, now, children)
+}
+
+// maxInline bounds the delays run within one step (a delay right after a
+// delay runs within it too).
+const maxInline = 4
+
+// inlineRun is a delay step that ran within its parent: its record, outcome
+// and children as it made them (for its counts).
+type inlineRun struct {
+	rec      StepRecord
+	out      Outcome
+	children []Outgoing
+}
+
+// inlineDelays runs within step s the children that are plain delays of the
+// same tunnel and kind, due now: a delay has no effect but computing when its
+// own children are due, so it needs no queue hop, claim or item of its own.
+// Its record (its own step id, type, status and detail, as if it had run
+// apart a moment later) goes in s's item, and its children replace it among
+// s's. Every copy of s computes the same records, and s's record holds them
+// or not as a whole, so a delay still runs once in effect.
+func (p *Processor) inlineDelays(ctx context.Context, t *tunnel.Tunnel, s Step, sub *Subscriber, children []Outgoing, now time.Time) ([]StepRecord, []inlineRun, []Outgoing) {
+	if t == nil || p.Kind != KindFlow {
+		return nil, nil, children
+	}
+	var runs []inlineRun
+	out := make([]Outgoing, 0, len(children))
+	queue := children
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if len(runs) >= maxInline || !p.inlinable(t, s, c, now) {
+			out = append(out, c)
+			continue
+		}
+		claim := Claim{State: Claimed, Attempts: 1, StartedAt: now, FirstAt: now}
+		dout, dchildren, err := p.run(ctx, c.Step, t, sub, claim, 1)
+		if err != nil {
+			out = append(out, c) // it runs apart, as it would have
+			continue
+		}
+		rec := StepRecord{Step: c.Step, Type: tunnel.BlockDelay, Status: dout.Status, Reason: dout.Reason, Detail: dout.Detail,
+			Attempts: 1, StartedAt: now, FinishedAt: now, Children: dchildren}
+		runs = append(runs, inlineRun{rec: rec, out: dout, children: dchildren})
+		queue = append(slices.Clone(dchildren), queue...) // a delay after the delay may run within it too
+	}
+	recs := make([]StepRecord, len(runs))
+	for i, r := range runs {
+		recs[i] = r.rec
+	}
+	return recs, runs, out
+}
+
+// inlinable tells whether child c of s can run within s: a delay (not its
+// wake), of the same tunnel, run and kind, due now and holding no siblings.
+func (p *Processor) inlinable(t *tunnel.Tunnel, s Step, c Outgoing, now time.Time) bool {
+	cs := c.Step
+	if c.Kind != p.Kind || cs.Tunnel != s.Tunnel || cs.WS != s.WS || cs.Sub != s.Sub || cs.Phase != "" || cs.Hold != nil {
+		return false
+	}
+	if d := cs.NotBefore(); d != nil && d.After(now) {
+		return false
+	}
+	b, ok := t.Block(cs.Block)
+	return ok && b.Type == tunnel.BlockDelay
 }
 
 // finishMove moves the run's count for a recorded step whose delivery died

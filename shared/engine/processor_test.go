@@ -710,10 +710,16 @@ func TestProcessorStartAndStop(t *testing.T) {
 	out := h.queue.take()
 	spawned := Outgoing{Kind: KindFlow, Step: Step{V: 1, ID: DeriveID(root.ID, "start", "other", "o2"), WS: testWS,
 		Sub: testSub, Tunnel: "other", Channel: ChannelChat, Gen: 1, Block: "o2", At: t0.Add(time.Second), Spin: 1}}
-	pause := Outgoing{Kind: KindFlow, Step: Step{V: 1, ID: DeriveID(root.ID, "next", "pause"), WS: testWS, Sub: testSub,
-		Tunnel: "main", Channel: ChannelChat, Gen: 1, Block: "pause", At: t0, Spin: 1}}
-	if !reflect.DeepEqual(out, []Outgoing{pause, spawned}) {
-		t.Fatalf("after start:\n got %+v\nwant %+v", out, []Outgoing{pause, spawned})
+	// The 60 s delay after the start runs within it (inlineDelays): what
+	// goes out is the block after it, due a minute after the start.
+	pauseID := DeriveID(root.ID, "next", "pause")
+	if len(out) != 2 || !reflect.DeepEqual(out[1], spawned) {
+		t.Fatalf("after start:\n got %+v\nwant [halt, %+v]", out, spawned)
+	}
+	halt := out[0]
+	if halt.Step.Block != "halt" || halt.Step.ID != DeriveID(pauseID, "next", "halt") || halt.Step.Due == nil ||
+		!halt.Step.Due.Equal(t0.Add(61*time.Second)) {
+		t.Fatalf("after start: %+v, want halt due at %v", halt.Step, t0.Add(61*time.Second))
 	}
 	wantRun := Run{Tunnel: "other", Channel: ChannelChat, Gen: 1, Recorded: false, Pending: 1,
 		StartedAt: t0.Add(time.Second), StartedBy: root.ID}
@@ -731,16 +737,11 @@ func TestProcessorStartAndStop(t *testing.T) {
 	if err := h.process(h.queue.sentLog()[0].o, 2); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.queue.take(); !resent(h, got, []Outgoing{pause, spawned}) || h.store.run("other", ChannelChat).Gen != 1 {
+	if got := h.queue.take(); !resent(h, got, []Outgoing{halt, spawned}) || h.store.run("other", ChannelChat).Gen != 1 {
 		t.Fatalf("duplicate start emitted %+v", got)
 	}
 
 	// other's o2 stays pending while main waits, then STOPs other.
-	step(2*time.Second, pause)
-	halt := h.queue.take()[0]
-	if halt.Step.Due == nil || !halt.Step.Due.Equal(t0.Add(62*time.Second)) {
-		t.Fatalf("halt due %v", halt.Step.Due)
-	}
 	step(62*time.Second, halt)
 	again := h.queue.take()
 	wantMarker := StopMarker{At: t0.Add(62*time.Second + stopMargin), ByTunnel: "main", ByBlock: "halt", ByGen: 1,
@@ -811,11 +812,12 @@ func TestProcessorStartSkips(t *testing.T) {
 				t.Fatal(err)
 			}
 			j := h.store.journeyCopy()
-			if len(j) != 1 || j[0].Status != StatusSkipped || j[0].Reason != tc.reason {
-				t.Fatalf("journey = %+v, want skipped %q", entries(j), tc.reason)
+			// The delay after it ran within it (inlineDelays).
+			if len(j) != 2 || j[0].Status != StatusSkipped || j[0].Reason != tc.reason || j[1].Step.Block != "pause" || j[1].Status != StatusDone {
+				t.Fatalf("journey = %+v, want skipped %q, then the pause done", entries(j), tc.reason)
 			}
-			if got := ids(h.queue.take()); len(got) != 1 || got[0] != DeriveID(j[0].Step.ID, "next", "pause") {
-				t.Fatalf("the run must go on to pause, got %v", got)
+			if got := ids(h.queue.take()); len(got) != 1 || got[0] != DeriveID(j[1].Step.ID, "next", "halt") {
+				t.Fatalf("the run must go on past the pause to halt, got %v", got)
 			}
 			if h.store.startRunCalls != 1 { // the harness's own run start only
 				t.Fatalf("StartRun called %d times", h.store.startRunCalls)

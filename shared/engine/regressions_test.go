@@ -193,7 +193,7 @@ func TestBugStartTrustsStaleCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := h.store.journeyCopy()
-	if len(j) != 1 || j[0].Status != StatusDone {
-		t.Fatalf("start = %+v, want done", entries(j))
+	if len(j) != 2 || j[0].Status != StatusDone || j[1].Step.Block != "pause" { // the delay after it ran within it
+		t.Fatalf("start = %+v, want done, then the pause", entries(j))
 	}
 }

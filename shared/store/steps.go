@@ -335,6 +335,15 @@ func (st *Store) CompleteStep(ctx context.Context, rec engine.StepRecord, token 
 			}
 		}
 	}
+	if len(rec.Inline) > 0 {
+		inline, err := encodeInline(rec.Inline)
+		if err != nil {
+			return false, err
+		}
+		stepUpdate.ExpressionAttributeNames["#inline"] = "inline"
+		stepUpdate.ExpressionAttributeValues[":inline"] = s(inline)
+		stepUpdate.UpdateExpression = aws.String(strings.Replace(*stepUpdate.UpdateExpression, " REMOVE ", ", #inline = :inline REMOVE ", 1))
+	}
 	if token == "" {
 		// A step that ran without a claim: its record is created here, once;
 		// a copy that got here first (or a claim still live) wins.
@@ -469,7 +478,61 @@ func decodeStepRecord(item map[string]types.AttributeValue) (*engine.StepRecord,
 			return nil, fmt.Errorf("step children: %w", err)
 		}
 	}
+	if in := str(item, "inline"); in != "" {
+		inline, err := decodeInline(in, rec.Step)
+		if err != nil {
+			return nil, err
+		}
+		rec.Inline = inline
+	}
 	return rec, nil
+}
+
+// inlineRecord is how the record of a delay that ran within its parent is
+// kept in the parent's item (the "inline" attribute, a JSON list): what its
+// journey entry shows. It ran when its parent finished.
+type inlineRecord struct {
+	ID       string         `json:"id"`
+	Channel  string         `json:"channel"`
+	Gen      int            `json:"gen"`
+	Block    string         `json:"block"`
+	Type     string         `json:"type"`
+	Status   string         `json:"status"`
+	Reason   string         `json:"reason,omitempty"`
+	Detail   map[string]any `json:"detail,omitempty"`
+	Attempts int            `json:"attempts"`
+	At       time.Time      `json:"at"`
+}
+
+func encodeInline(recs []engine.StepRecord) (string, error) {
+	out := make([]inlineRecord, len(recs))
+	for i, r := range recs {
+		out[i] = inlineRecord{ID: r.Step.ID, Channel: r.Step.Channel, Gen: r.Step.Gen, Block: r.Step.Block,
+			Type: r.Type, Status: r.Status, Reason: r.Reason, Detail: r.Detail, Attempts: r.Attempts, At: r.FinishedAt}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return "", fmt.Errorf("inline step records: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeInline reads the inline records of parent's item (same tunnel).
+func decodeInline(s string, parent engine.Step) ([]engine.StepRecord, error) {
+	var in []inlineRecord
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, fmt.Errorf("inline step records: %w", err)
+	}
+	out := make([]engine.StepRecord, len(in))
+	for i, r := range in {
+		out[i] = engine.StepRecord{
+			Step: engine.Step{V: engine.MessageVersion, ID: r.ID, Tunnel: parent.Tunnel, Channel: r.Channel, Gen: r.Gen, Block: r.Block,
+				WS: parent.WS, Sub: parent.Sub},
+			Type: r.Type, Status: r.Status, Reason: r.Reason, Detail: r.Detail, Attempts: r.Attempts,
+			StartedAt: r.At, FinishedAt: r.At,
+		}
+	}
+	return out, nil
 }
 
 // StartRun begins a new generation of a run, once per r.By: a starter

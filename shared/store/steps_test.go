@@ -1012,3 +1012,49 @@ func TestChatRecord(t *testing.T) {
 		t.Errorf("the text is stored twice: detail %v", item.Item["detail"])
 	}
 }
+
+// TestInlineRecords: the delays that ran within a step are kept in its item
+// and shown by the journey as steps of their own, in order, with their
+// detail; a look at the step answers them too.
+func TestInlineRecords(t *testing.T) {
+	st, _, ws := newStore(t)
+	ctx := t.Context()
+	sub := newSubscriber(t, st, ws, "1")
+	startRun(t, st, ws, sub, engine.RunStart{Tunnel: "webinar", Channel: engine.ChannelChat, By: "ev1", At: t0, Pending: 1})
+	parent := testStep(ws, sub, "parent")
+	wait := testStep(ws, sub, "wait")
+	wait.Block = "wait"
+	fin := t0.Add(2 * time.Millisecond)
+	due := t0.Add(30 * time.Second)
+	rec := engine.StepRecord{Step: parent, Type: "condition", Status: engine.StatusDone, Attempts: 1, StartedAt: t0, FinishedAt: fin,
+		Inline: []engine.StepRecord{{Step: wait, Type: "delay", Status: engine.StatusDone, Attempts: 1, StartedAt: fin, FinishedAt: fin,
+			Detail: map[string]any{"seconds": 30, "due_at": due}}}}
+	if ok, err := st.CompleteStep(ctx, rec, ""); err != nil || !ok {
+		t.Fatalf("CompleteStep = %v, %v", ok, err)
+	}
+	recs, next, err := st.Journey(ctx, ws, sub, Page{})
+	if err != nil || next != nil || len(recs) != 2 {
+		t.Fatalf("journey = %+v, %v, %v; want the step and its delay", recs, next, err)
+	}
+	w := recs[1]
+	if recs[0].Step.ID != "parent" || w.Step.ID != "wait" || w.Step.Block != "wait" || w.Type != "delay" || w.Status != engine.StatusDone ||
+		w.Step.Tunnel != parent.Tunnel || w.Step.Gen != parent.Gen || w.Attempts != 1 || w.Detail["seconds"] != float64(30) {
+		t.Fatalf("the delay's entry = %+v", w)
+	}
+	sameTime(t, "the delay's started_at", w.StartedAt, fin)
+	if at, _ := time.Parse(time.RFC3339Nano, w.Detail["due_at"].(string)); !at.Equal(due) {
+		t.Errorf("due_at = %v, want %v", w.Detail["due_at"], due)
+	}
+	// Paged one by one: the delay is its own page.
+	first, cur, err := st.Journey(ctx, ws, sub, Page{Limit: 1})
+	if err != nil || len(first) != 1 || first[0].Step.ID != "parent" || cur == nil {
+		t.Fatalf("first page %+v, %v, %v", first, cur, err)
+	}
+	second, last, err := st.Journey(ctx, ws, sub, Page{Limit: 1, Cursor: *cur})
+	if err != nil || len(second) != 1 || second[0].Step.ID != "wait" || last != nil {
+		t.Fatalf("second page %+v, %v, %v", second, last, err)
+	}
+	if c, err := st.PeekStep(ctx, parent, t0.Add(time.Hour)); err != nil || c.Record == nil || len(c.Record.Inline) != 1 || c.Record.Inline[0].Step.ID != "wait" {
+		t.Fatalf("PeekStep = %+v, %v", c, err)
+	}
+}
