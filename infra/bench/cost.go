@@ -179,12 +179,13 @@ func measuredPerStep(calls map[localstack.CallKey]localstack.CallStats, steps in
 // (load.Tunnel: 10 steps in a line, 6 messages, 3 tag actions, 1 delay),
 // read off shared/engine/processor.go and shared/store/steps.go:
 //
-// Every step:
+// Every step but the delay (which runs within the message before it, see
+// below):
 //   - 1 consistent GetItem of the subscriber's profile: the generation check,
 //     the STOP markers and the placeholder data in one read (1 RRU, < 4 KB);
 //   - its record, written once (1 WRU, < 1 KB); no index entry (the journey
 //     is read from the records themselves);
-//   - 1 SendMessageBatch of its children (none for the leaf): 0.9 per step;
+//   - 1 SendMessageBatch of its children (none for the leaf): 0.8 per step;
 //   - its share of the event source mapping's ReceiveMessage and
 //     DeleteMessageBatch: 1/10 each at full batches of 10;
 //   - its share of the tunnel's counters: 1 UpdateItem per tunnel per
@@ -201,22 +202,25 @@ func measuredPerStep(calls map[localstack.CallKey]localstack.CallStats, steps in
 //     catalog (1 eventually consistent Query, < 4 KB: 0.5 RRU), the tag set
 //     (1 UpdateItem of the profile; the directory index projects no tags,
 //     so a changed set writes no index entry);
-//   - the delay (1 in 10) has no effect: the look at its record and the
-//     record;
+//   - the delay (1 in 10) runs within the message before it
+//     (engine.Processor.inlineDelays): its record rides in that message's
+//     item, and the message sends the block after the delay itself — no
+//     read, write, message or invocation of its own;
 //   - the leaf (1 in 10) moves the run's pending count to 0 and marks the
 //     run ended in the same UpdateItem of the profile (1 WRU).
 func designMinimum() perStep {
 	const leaf, msgs, tags, delay = 0.1, 0.6, 0.3, 0.1
+	queued := 1 - delay // steps that pass through a queue
 	p := perStep{
-		Reads: map[string]float64{"GetItem": 1 + 2*msgs + tags + delay, "Query": tags},
+		Reads: map[string]float64{"GetItem": queued + 2*msgs + tags, "Query": tags},
 		Writes: map[string]float64{
-			"UpdateItem": 2*msgs + 2*tags + delay + leaf,
+			"UpdateItem": 2*msgs + 2*tags + leaf,
 		},
-		Send: 1 - leaf, SendEntries: 1 - leaf, Receive: 0.1, Delete: 0.1,
-		Invocations: 0.1, RecordsPerInvocation: 10, UnitsMeasured: true,
+		Send: queued - leaf, SendEntries: queued - leaf, Receive: queued / 10, Delete: queued / 10,
+		Invocations: queued / 10, RecordsPerInvocation: 10, UnitsMeasured: true,
 	}
-	p.RRU = 1 + 2*msgs + tags + delay + tags*0.5
-	p.WRU = 2*msgs + 2*tags + delay + leaf
+	p.RRU = queued + 2*msgs + tags + tags*0.5
+	p.WRU = 2*msgs + 2*tags + leaf
 	return p
 }
 

@@ -23,9 +23,11 @@ func TestCostPerMillion(t *testing.T) {
 			name: "design minimum, full batches",
 			p:    designMinimum(),
 			a:    defaultAssumptions,
-			// 2.75 RRU x $0.125 + 2.0 WRU x $0.625; 1.1 SQS requests x $0.40;
-			// 0.1 invocations x $0.20; 3 rounds x 30 ms / 10 records x 0.25 GB x $0.0000133334 x 1e6.
-			want: cost{DynamoDB: 0.34375 + 1.25, SQS: 0.44, LambdaRequests: 0.02, LambdaCompute: 0.009 * 0.25 * 0.0000133334 * 1e6},
+			// 2.55 RRU x $0.125 + 1.9 WRU x $0.625; 0.98 SQS requests x $0.40 (0.8
+			// sends, 0.09 receives and deletes: the delay never passes through a
+			// queue); 0.09 invocations x $0.20; 3 rounds x 30 ms / 10 records x 0.25 GB x $0.0000133334 x 1e6
+			// (compute is counted for every step, the delay's too).
+			want: cost{DynamoDB: 0.31875 + 1.1875, SQS: 0.392, LambdaRequests: 0.018, LambdaCompute: 0.009 * 0.25 * 0.0000133334 * 1e6},
 		},
 		{
 			name: "physical floor",
@@ -121,8 +123,8 @@ func TestReportMentionsEverything(t *testing.T) {
 		Calls: map[localstack.CallKey]localstack.CallStats{{Label: "TagsFunction", Service: "DynamoDB", Operation: "UpdateItem"}: {Calls: 1}}}
 	md := r.markdown()
 	for _, want := range []string{"| engine in process, every core | 1234 |", "| engine in process, one core | 4321 |", "2 CPUs (`nproc`), Test CPU, 1 GiB", "`go run ./infra/bench`",
-		"| FlowFunction | 10.00 MB | 2.00 | 2ms | 2.00 | 20.0 MB |", "checked " + pricesChecked, "**total per million steps** | **$2.08** | **$2.08** |",
-		"| **$ per million steps** | **$2.08** | **$2.08** | **$1.16** |", "| Step Functions Standard | $25.00 |", "checked " + stepFunctionsChecked,
+		"| FlowFunction | 10.00 MB | 2.00 | 2ms | 2.00 | 20.0 MB |", "checked " + pricesChecked, "**total per million steps** | **$1.95** | **$1.95** |",
+		"| **$ per million steps** | **$1.95** | **$1.95** | **$1.16** |", "| Step Functions Standard | $25.00 |", "checked " + stepFunctionsChecked,
 		"anna 3, boris 3, carl 3: spread 0", "1 over 18 steps = **0.0556 per step**", `"burst":{"Subscribers":9`} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)

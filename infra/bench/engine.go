@@ -366,7 +366,7 @@ func (st *memStore) CompleteStep(ctx context.Context, rec engine.StepRecord, tok
 		return false, nil
 	}
 	it.inProgress, it.token, it.children = false, "", rec.Children
-	st.completed.Add(1)
+	st.completed.Add(1 + int64(len(rec.Inline))) // the delays that ran within it are steps too
 	return true, nil
 }
 
