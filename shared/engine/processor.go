@@ -354,8 +354,9 @@ type inlineRun struct {
 // own children are due, so it needs no queue hop, claim or item of its own.
 // Its record (its own step id, type, status and detail, as if it had run
 // apart a moment later) goes in s's item, and its children replace it among
-// s's. Every copy of s computes the same records, and s's record holds them
-// or not as a whole, so a delay still runs once in effect.
+// s's; its move of the run's count is part of s's. The record of s holds its
+// delays or not as a whole, and only the copy of s that records it sends and
+// counts anything, so a delay still runs once in effect.
 func (p *Processor) inlineDelays(ctx context.Context, t *tunnel.Tunnel, s Step, sub *Subscriber, children []Outgoing, now time.Time) ([]StepRecord, []inlineRun, []Outgoing) {
 	if t == nil || p.Kind != KindFlow {
 		return nil, nil, children
@@ -392,7 +393,9 @@ func (p *Processor) inlineDelays(ctx context.Context, t *tunnel.Tunnel, s Step, 
 // wake), of the same tunnel, run and kind, due now and holding no siblings.
 func (p *Processor) inlinable(t *tunnel.Tunnel, s Step, c Outgoing, now time.Time) bool {
 	cs := c.Step
-	if c.Kind != p.Kind || cs.Tunnel != s.Tunnel || cs.WS != s.WS || cs.Sub != s.Sub || cs.Phase != "" || cs.Hold != nil {
+	// The same run: its move of the run's count is then part of s's.
+	sameRun := cs.WS == s.WS && cs.Sub == s.Sub && cs.Tunnel == s.Tunnel && cs.Channel == s.Channel && cs.Gen == s.Gen
+	if c.Kind != p.Kind || !sameRun || cs.Phase != "" || cs.Hold != nil {
 		return false
 	}
 	if d := cs.NotBefore(); d != nil && d.After(now) {
