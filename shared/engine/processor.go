@@ -334,7 +334,9 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	for _, d := range inlined {
 		p.countStep(ctx, d.rec.Step, sub, d.rec, d.out, d.children, false)
 	}
-	return p.emit(ctx, now, children)
+	// Delays count from the send: a delay that ran within the step is due
+	// from the step's end, which a start time would round up a second.
+	return p.emit(ctx, p.now(), children)
 }
 
 // maxInline bounds the delays run within one step (a delay right after a

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/tunnels/tunnels/shared/engine"
+	"github.com/tunnels/tunnels/shared/tunnel"
 )
 
 var _ engine.Store = (*Store)(nil)
@@ -336,7 +337,7 @@ func (st *Store) CompleteStep(ctx context.Context, rec engine.StepRecord, token 
 		}
 	}
 	if len(rec.Inline) > 0 {
-		inline, err := encodeInline(rec.Inline)
+		inline, err := encodeInline(step, rec.Inline)
 		if err != nil {
 			return false, err
 		}
@@ -479,7 +480,7 @@ func decodeStepRecord(item map[string]types.AttributeValue) (*engine.StepRecord,
 		}
 	}
 	if in := str(item, "inline"); in != "" {
-		inline, err := decodeInline(in, rec.Step)
+		inline, err := decodeInline(in, rec)
 		if err != nil {
 			return nil, err
 		}
@@ -489,26 +490,32 @@ func decodeStepRecord(item map[string]types.AttributeValue) (*engine.StepRecord,
 }
 
 // inlineRecord is how the record of a delay that ran within its parent is
-// kept in the parent's item (the "inline" attribute, a JSON list): what its
-// journey entry shows. It ran when its parent finished.
+// kept in the parent's item (the "inline" attribute, a JSON list), as small
+// as it can be, for the parent's item (a chat message with its children)
+// must stay under the 1 KB of one write unit. What the parent's item says
+// already is left out: the delay is of the parent's run (tunnel, channel,
+// generation), ran when the parent finished, at its first attempt; its id,
+// when derived from the parent's as a next block's is (engine.Advance); its
+// status when done.
 type inlineRecord struct {
-	ID       string         `json:"id"`
-	Channel  string         `json:"channel"`
-	Gen      int            `json:"gen"`
-	Block    string         `json:"block"`
-	Type     string         `json:"type"`
-	Status   string         `json:"status"`
-	Reason   string         `json:"reason,omitempty"`
-	Detail   map[string]any `json:"detail,omitempty"`
-	Attempts int            `json:"attempts"`
-	At       time.Time      `json:"at"`
+	ID     string         `json:"i,omitempty"`
+	Block  string         `json:"b"`
+	Status string         `json:"s,omitempty"`
+	Reason string         `json:"r,omitempty"`
+	Detail map[string]any `json:"d,omitempty"`
 }
 
-func encodeInline(recs []engine.StepRecord) (string, error) {
+func encodeInline(parent engine.Step, recs []engine.StepRecord) (string, error) {
 	out := make([]inlineRecord, len(recs))
 	for i, r := range recs {
-		out[i] = inlineRecord{ID: r.Step.ID, Channel: r.Step.Channel, Gen: r.Step.Gen, Block: r.Step.Block,
-			Type: r.Type, Status: r.Status, Reason: r.Reason, Detail: r.Detail, Attempts: r.Attempts, At: r.FinishedAt}
+		in := inlineRecord{Block: r.Step.Block, Reason: r.Reason, Detail: r.Detail}
+		if r.Status != engine.StatusDone {
+			in.Status = r.Status
+		}
+		if r.Step.ID != engine.DeriveID(parent.ID, "next", r.Step.Block) {
+			in.ID = r.Step.ID
+		}
+		out[i] = in
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -517,20 +524,25 @@ func encodeInline(recs []engine.StepRecord) (string, error) {
 	return string(b), nil
 }
 
-// decodeInline reads the inline records of parent's item (same tunnel).
-func decodeInline(s string, parent engine.Step) ([]engine.StepRecord, error) {
+// decodeInline reads the inline records of parent's item.
+func decodeInline(s string, parent *engine.StepRecord) ([]engine.StepRecord, error) {
 	var in []inlineRecord
 	if err := json.Unmarshal([]byte(s), &in); err != nil {
 		return nil, fmt.Errorf("inline step records: %w", err)
 	}
 	out := make([]engine.StepRecord, len(in))
 	for i, r := range in {
-		out[i] = engine.StepRecord{
-			Step: engine.Step{V: engine.MessageVersion, ID: r.ID, Tunnel: parent.Tunnel, Channel: r.Channel, Gen: r.Gen, Block: r.Block,
-				WS: parent.WS, Sub: parent.Sub},
-			Type: r.Type, Status: r.Status, Reason: r.Reason, Detail: r.Detail, Attempts: r.Attempts,
-			StartedAt: r.At, FinishedAt: r.At,
+		p := parent.Step
+		step := engine.Step{V: engine.MessageVersion, ID: r.ID, WS: p.WS, Sub: p.Sub, Tunnel: p.Tunnel, Channel: p.Channel, Gen: p.Gen, Block: r.Block}
+		if step.ID == "" {
+			step.ID = engine.DeriveID(p.ID, "next", r.Block)
 		}
+		status := r.Status
+		if status == "" {
+			status = engine.StatusDone
+		}
+		out[i] = engine.StepRecord{Step: step, Type: tunnel.BlockDelay, Status: status, Reason: r.Reason, Detail: r.Detail,
+			Attempts: 1, StartedAt: parent.FinishedAt, FinishedAt: parent.FinishedAt}
 	}
 	return out, nil
 }

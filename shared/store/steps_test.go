@@ -1029,13 +1029,28 @@ func TestInlineRecords(t *testing.T) {
 	rec := engine.StepRecord{Step: parent, Type: "condition", Status: engine.StatusDone, Attempts: 1, StartedAt: t0, FinishedAt: fin,
 		Inline: []engine.StepRecord{{Step: wait, Type: "delay", Status: engine.StatusDone, Attempts: 1, StartedAt: fin, FinishedAt: fin,
 			Detail: map[string]any{"seconds": 30, "due_at": due}}}}
+	// A second one, its id derived as a next block's (not stored), skipped.
+	derived := parent
+	derived.ID, derived.Block = engine.DeriveID(parent.ID, "next", "later"), "later"
+	rec.Inline = append(rec.Inline, engine.StepRecord{Step: derived, Type: "delay", Status: engine.StatusSkipped, Reason: "the field is not set",
+		Attempts: 1, StartedAt: fin, FinishedAt: fin})
 	if ok, err := st.CompleteStep(ctx, rec, ""); err != nil || !ok {
 		t.Fatalf("CompleteStep = %v, %v", ok, err)
 	}
 	recs, next, err := st.Journey(ctx, ws, sub, Page{})
-	if err != nil || next != nil || len(recs) != 2 {
-		t.Fatalf("journey = %+v, %v, %v; want the step and its delay", recs, next, err)
+	if err != nil || next != nil || len(recs) != 3 {
+		t.Fatalf("journey = %+v, %v, %v; want the step and its two delays", recs, next, err)
 	}
+	var later engine.StepRecord
+	for _, r := range recs {
+		if r.Step.Block == "later" {
+			later = r
+		}
+	}
+	if later.Step.ID != derived.ID || later.Status != engine.StatusSkipped || later.Reason != "the field is not set" || later.Type != "delay" {
+		t.Fatalf("the derived delay's entry = %+v", later)
+	}
+	recs = slices.DeleteFunc(recs, func(r engine.StepRecord) bool { return r.Step.Block == "later" })
 	w := recs[1]
 	if recs[0].Step.ID != "parent" || w.Step.ID != "wait" || w.Step.Block != "wait" || w.Type != "delay" || w.Status != engine.StatusDone ||
 		w.Step.Tunnel != parent.Tunnel || w.Step.Gen != parent.Gen || w.Attempts != 1 || w.Detail["seconds"] != float64(30) {
@@ -1050,11 +1065,11 @@ func TestInlineRecords(t *testing.T) {
 	if err != nil || len(first) != 1 || first[0].Step.ID != "parent" || cur == nil {
 		t.Fatalf("first page %+v, %v, %v", first, cur, err)
 	}
-	second, last, err := st.Journey(ctx, ws, sub, Page{Limit: 1, Cursor: *cur})
-	if err != nil || len(second) != 1 || second[0].Step.ID != "wait" || last != nil {
-		t.Fatalf("second page %+v, %v, %v", second, last, err)
+	second, more, err := st.Journey(ctx, ws, sub, Page{Limit: 2, Cursor: *cur})
+	if err != nil || len(second) != 2 || more != nil {
+		t.Fatalf("second page %+v, %v, %v; want both delays", second, more, err)
 	}
-	if c, err := st.PeekStep(ctx, parent, t0.Add(time.Hour)); err != nil || c.Record == nil || len(c.Record.Inline) != 1 || c.Record.Inline[0].Step.ID != "wait" {
+	if c, err := st.PeekStep(ctx, parent, t0.Add(time.Hour)); err != nil || c.Record == nil || len(c.Record.Inline) != 2 || c.Record.Inline[0].Step.ID != "wait" {
 		t.Fatalf("PeekStep = %+v, %v", c, err)
 	}
 }
