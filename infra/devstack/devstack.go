@@ -73,7 +73,10 @@ type System struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
-	err    error
+	// shutdowns write what the step functions hold (their counts) once the
+	// pollers have stopped, before the emulators do.
+	shutdowns []func()
+	err       error
 }
 
 // FromEnv reads the Options of SPEC section 7 from the environment.
@@ -203,6 +206,9 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 			if h.Background != nil {
 				sys.goRun(func() error { return h.Background(runCtx) })
 			}
+			// Counts of the batches that end while the system stops are
+			// written once every poller has stopped (Close).
+			sys.shutdowns = append(sys.shutdowns, h.Shutdown)
 			for _, ev := range fn.SQS {
 				p := localstack.NewPoller(pollSQS, fn, ev, h.Handle, flog)
 				p.Faults = sys.Faults
@@ -303,6 +309,9 @@ func (s *System) Close() error {
 		}
 		s.cancel()
 		s.wg.Wait()
+		for _, f := range s.shutdowns {
+			f()
+		}
 		if s.Stack != nil {
 			s.err = s.Stack.Stop()
 		}

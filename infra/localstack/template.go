@@ -292,6 +292,8 @@ type resolver struct {
 	tpl    *template
 	params map[string]string // values given or defaulted
 	lookup func(id string) (refTarget, error)
+	// evaluating are the conditions being evaluated (a cycle is an error).
+	evaluating map[string]bool
 }
 
 // resolve returns v with every intrinsic function evaluated.
@@ -457,6 +459,14 @@ func (r *resolver) condition(name string) (bool, error) {
 	if !ok {
 		return false, fmt.Errorf("condition %s is not in the template's Conditions", name)
 	}
+	if r.evaluating[name] {
+		return false, fmt.Errorf("condition %s refers to itself", name) // CloudFormation refuses such a template too
+	}
+	if r.evaluating == nil {
+		r.evaluating = map[string]bool{}
+	}
+	r.evaluating[name] = true
+	defer delete(r.evaluating, name)
 	yes, err := r.truth(c)
 	if err != nil {
 		return false, fmt.Errorf("condition %s: %w", name, err)

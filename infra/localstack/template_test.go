@@ -381,4 +381,8 @@ Resources:
 	if _, err := r.resolver(nil).resolve(map[string]any{"Fn::If": []any{"Nope", "a", "b"}}); err == nil || !strings.Contains(err.Error(), "Nope") {
 		t.Errorf("an unknown condition: %v", err)
 	}
+	tpl.Conditions["Loop"] = map[string]any{"Fn::Not": []any{map[string]any{"Condition": "Loop"}}}
+	if _, err := r.resolver(nil).resolve(map[string]any{"Fn::If": []any{"Loop", "a", "b"}}); err == nil || !strings.Contains(err.Error(), "refers to itself") {
+		t.Errorf("a condition that refers to itself: %v", err)
+	}
 }

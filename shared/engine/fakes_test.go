@@ -613,10 +613,15 @@ func (q *fakeQueue) sentLog() []sent {
 type fakeMessenger struct {
 	mu         sync.Mutex
 	deliveries []ChatDelivery
-	err        error // returned (once per call) when set
+	err        error  // returned (once per call) when set
+	during     func() // runs (once) while a delivery is under way
 }
 
 func (m *fakeMessenger) Deliver(ctx context.Context, ws string, d ChatDelivery) (map[string]any, error) {
+	if f := m.during; f != nil {
+		m.during = nil
+		f()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil {

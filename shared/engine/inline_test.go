@@ -134,3 +134,39 @@ func TestDelayOfAnotherKindRunsApart(t *testing.T) {
 		t.Fatalf("journey has %d entries, want the tag step alone", n)
 	}
 }
+
+// TestStopWhileTheParentRunsCoversItsDelay: a STOP that lands while the
+// message before a delay is being delivered (its marker earlier than the
+// message's end) still covers the block after the delay: the delay ran as
+// of the message's start, so its children carry that time.
+func TestStopWhileTheParentRunsCoversItsDelay(t *testing.T) {
+	h := newHarness(t, inlineTunnel())
+	h.startRun("main", "hello")
+	hello := h.queue.take()[0]
+	h.msgr.during = func() {
+		// Another tunnel STOPs main one second in; the delivery ends at 5 s.
+		if err := h.store.AddStop(t.Context(), testWS, testSub, "main", StopMarker{At: t0.Add(3 * time.Second),
+			ByTunnel: "other", ByBlock: "halt", ByGen: 1, ByChan: ChannelChat, StepID: "stop-1", Gens: map[string]int{ChannelChat: 1}}); err != nil {
+			t.Error(err)
+		}
+		h.clock.Set(t0.Add(5 * time.Second))
+	}
+	if err := h.process(hello, 1); err != nil {
+		t.Fatal(err)
+	}
+	out := h.queue.take()
+	if len(out) != 1 || out[0].Step.Block != "then" || !out[0].Step.At.Equal(t0) {
+		t.Fatalf("sent %+v, want then stamped with hello's start %v", out, t0)
+	}
+	h.clock.Set(t0.Add(30 * time.Second))
+	if err := h.process(out[0], 1); err != nil {
+		t.Fatal(err)
+	}
+	j := entries(h.store.journeyCopy())
+	if last := j[len(j)-1]; last.Block != "then" || last.Status != StatusSkipped || last.Reason != "stopped" {
+		t.Fatalf("journey = %+v, want then stopped", j)
+	}
+	if texts := h.msgr.texts(); len(texts) != 1 {
+		t.Fatalf("deliveries %v: the STOP let the branch go on", texts)
+	}
+}

@@ -279,7 +279,7 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	}
 	rec.FinishedAt = p.now()
 	counted := children // the children as the step made them, for its counts
-	inline, inlined, children := p.inlineDelays(ctx, t, s, sub, children, rec.FinishedAt)
+	inline, inlined, children := p.inlineDelays(ctx, t, s, sub, children, claim.StartedAt, rec.FinishedAt)
 	rec.Inline = inline
 	rec.Children = children
 	delta := -1
@@ -334,8 +334,9 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	for _, d := range inlined {
 		p.countStep(ctx, d.rec.Step, sub, d.rec, d.out, d.children, false)
 	}
-	// Delays count from the send: a delay that ran within the step is due
-	// from the step's end, which a start time would round up a second.
+	// Delays count from the send (a queue delay is whole seconds, rounded
+	// up: counted from the step's start, a slow step's children would wait
+	// a second more).
 	return p.emit(ctx, p.now(), children)
 }
 
@@ -352,14 +353,18 @@ type inlineRun struct {
 }
 
 // inlineDelays runs within step s the children that are plain delays of the
-// same tunnel and kind, due now: a delay has no effect but computing when its
+// same run and kind, due now: a delay has no effect but computing when its
 // own children are due, so it needs no queue hop, claim or item of its own.
-// Its record (its own step id, type, status and detail, as if it had run
-// apart a moment later) goes in s's item, and its children replace it among
-// s's; its move of the run's count is part of s's. The record of s holds its
+// Its record (its own step id, type, status and detail) goes in s's item,
+// shown as finished when s finished, and its children replace it among s's;
+// its move of the run's count is part of s's. The record of s holds its
 // delays or not as a whole, and only the copy of s that records it sends and
 // counts anything, so a delay still runs once in effect.
-func (p *Processor) inlineDelays(ctx context.Context, t *tunnel.Tunnel, s Step, sub *Subscriber, children []Outgoing, now time.Time) ([]StepRecord, []inlineRun, []Outgoing) {
+//
+// The delay runs as of s's start (started): it saw the subscriber s read
+// then, so its children carry that time, and a STOP that came while s ran
+// (whose marker is later) still covers them when they arrive.
+func (p *Processor) inlineDelays(ctx context.Context, t *tunnel.Tunnel, s Step, sub *Subscriber, children []Outgoing, started, finished time.Time) ([]StepRecord, []inlineRun, []Outgoing) {
 	if t == nil || p.Kind != KindFlow {
 		return nil, nil, children
 	}
@@ -369,18 +374,18 @@ func (p *Processor) inlineDelays(ctx context.Context, t *tunnel.Tunnel, s Step, 
 	for len(queue) > 0 {
 		c := queue[0]
 		queue = queue[1:]
-		if len(runs) >= maxInline || !p.inlinable(t, s, c, now) {
+		if len(runs) >= maxInline || !p.inlinable(t, s, c, started) {
 			out = append(out, c)
 			continue
 		}
-		claim := Claim{State: Claimed, Attempts: 1, StartedAt: now, FirstAt: now}
+		claim := Claim{State: Claimed, Attempts: 1, StartedAt: started, FirstAt: started}
 		dout, dchildren, err := p.run(ctx, c.Step, t, sub, claim, 1)
 		if err != nil {
 			out = append(out, c) // it runs apart, as it would have
 			continue
 		}
 		rec := StepRecord{Step: c.Step, Type: tunnel.BlockDelay, Status: dout.Status, Reason: dout.Reason, Detail: dout.Detail,
-			Attempts: 1, StartedAt: now, FinishedAt: now, Children: dchildren}
+			Attempts: 1, StartedAt: finished, FinishedAt: finished, Children: dchildren}
 		runs = append(runs, inlineRun{rec: rec, out: dout, children: dchildren})
 		queue = append(slices.Clone(dchildren), queue...) // a delay after the delay may run within it too
 	}

@@ -123,6 +123,34 @@ func TestSearchByTagPages(t *testing.T) {
 	if !slices.Equal(got, tagged) {
 		t.Fatalf("pages gave %v, want %v", got, tagged)
 	}
+	// With a budget of 40 entries a request, the same search answers short
+	// pages (some empty) whose cursors go on, and finds the same four.
+	st.scanBudget = 40
+	got, cursor = nil, ""
+	short := 0
+	for pages := 0; ; pages++ {
+		if pages > 20 {
+			t.Fatalf("the budgeted pages do not end: %v", got)
+		}
+		es, next, err := st.SearchSubscribers(ctx, ws, "", "rare", Page{Limit: 2, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next != nil && len(es) < 2 {
+			short++
+		}
+		for _, e := range es {
+			got = append(got, e.ID)
+		}
+		if next == nil {
+			break
+		}
+		cursor = *next
+	}
+	st.scanBudget = 0
+	if !slices.Equal(got, tagged) || short == 0 {
+		t.Fatalf("budgeted pages gave %v (%d short), want %v in short pages", got, short, tagged)
+	}
 	// Everyone's page shows each subscriber's tags, none for the untagged.
 	es, _, err := st.SearchSubscribers(ctx, ws, "S123", "", Page{})
 	if err != nil || len(es) != 1 || len(es[0].Tags) != 2 {

@@ -35,6 +35,8 @@ type Store struct {
 	now   func() time.Time
 	// Retention is how long journey entries and step records are kept (TTL).
 	Retention time.Duration
+	// scanBudget, when set, replaces maxScanned (tests).
+	scanBudget int
 }
 
 // New makes a store on a table.
@@ -256,10 +258,17 @@ func asErr[T error](err error, target *T) bool {
 // set, narrow what is read.
 func (st *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, proj string, names map[string]string,
 	each func(item map[string]types.AttributeValue) error) error {
+	return st.batchGetWith(ctx, keys, proj, names, true, each)
+}
+
+// batchGetWith is batchGet with the read's consistency chosen: an eventually
+// consistent read costs half.
+func (st *Store) batchGetWith(ctx context.Context, keys []map[string]types.AttributeValue, proj string, names map[string]string,
+	consistent bool, each func(item map[string]types.AttributeValue) error) error {
 	for len(keys) > 0 {
 		chunk := keys[:min(len(keys), 100)]
 		keys = keys[len(chunk):]
-		ka := types.KeysAndAttributes{Keys: chunk, ConsistentRead: aws.Bool(true)}
+		ka := types.KeysAndAttributes{Keys: chunk, ConsistentRead: aws.Bool(consistent)}
 		if proj != "" {
 			ka.ProjectionExpression = aws.String(proj)
 		}

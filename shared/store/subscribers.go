@@ -562,15 +562,19 @@ func (st *Store) SearchSubscribers(ctx context.Context, ws, q, tag string, p Pag
 	}
 	in.ExclusiveStartKey = start
 	// One match more than the page is looked for, so the last page says so
-	// with a null cursor even when it is exactly full.
+	// with a null cursor even when it is exactly full. A request looks at
+	// about maxScanned entries at most: a rare match over a large directory then
+	// answers a short page whose cursor goes on where it stopped, instead of
+	// reading the whole directory in one request.
 	var out []DirectoryEntry
 	var last []map[string]types.AttributeValue // each match's key, for the cursor
+	scanned := 0
 	for {
 		want := limit + 1 - len(out)
 		if tag != "" {
 			want = max(want, 100) // most entries may lack the tag: read a fuller page
 		}
-		in.Limit = aws.Int32(int32(want))
+		in.Limit = aws.Int32(int32(max(1, min(want, st.searchBudget()-scanned))))
 		res, err := st.db.Query(ctx, in)
 		if err != nil && backfilling(err) && aws.ToString(in.IndexName) == directoryIndex {
 			// The first deploy of a two-step upgrade (KeepLegacyDirectoryIndex):
@@ -601,7 +605,21 @@ func (st *Store) SearchSubscribers(ctx context.Context, ws, q, tag string, p Pag
 			return out, nil, nil
 		}
 		in.ExclusiveStartKey = res.LastEvaluatedKey
+		if scanned += int(res.ScannedCount); scanned >= st.searchBudget() {
+			// A short page: the cursor is where the reading stopped.
+			return out, encodeCursor(lastKey(res.LastEvaluatedKey, cursorKeys)), nil
+		}
 	}
+}
+
+// maxScanned bounds the directory entries one search request looks at.
+const maxScanned = 1000
+
+func (st *Store) searchBudget() int {
+	if st.scanBudget > 0 {
+		return st.scanBudget
+	}
+	return maxScanned
 }
 
 func directoryEntry(it map[string]types.AttributeValue) DirectoryEntry {
@@ -618,8 +636,8 @@ func directoryEntry(it map[string]types.AttributeValue) DirectoryEntry {
 }
 
 // profileTags reads the tags of the directory entries' subscribers from their
-// profiles (one BatchGetItem per 100), sorted; a subscriber without tags has
-// an empty list.
+// profiles (one BatchGetItem per 100), sorted; a subscriber without tags (or
+// whose profile is gone) has an empty list.
 func (st *Store) profileTags(ctx context.Context, ws string, entries []map[string]types.AttributeValue) (map[string][]string, error) {
 	out := make(map[string][]string, len(entries))
 	keys := make([]map[string]types.AttributeValue, 0, len(entries))
@@ -628,7 +646,9 @@ func (st *Store) profileTags(ctx context.Context, ws string, entries []map[strin
 		out[id] = []string{}
 		keys = append(keys, key(subPK(ws, id), profileSK))
 	}
-	err := st.batchGet(ctx, keys, "id, tags", nil, func(it map[string]types.AttributeValue) error {
+	// Eventually consistent (half the read units): a tag changed a moment
+	// ago may show on the next search.
+	err := st.batchGetWith(ctx, keys, "id, tags", nil, false, func(it map[string]types.AttributeValue) error {
 		if v, ok := it["tags"].(*types.AttributeValueMemberSS); ok {
 			t := append([]string{}, v.Value...)
 			sort.Strings(t)
