@@ -332,7 +332,7 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 	log.Info("step", "type", rec.Type, "status", rec.Status, "reason", rec.Reason, "children", len(children), "inline", len(inline))
 	p.countStep(ctx, s, sub, rec, out, counted, ended)
 	for _, d := range inlined {
-		p.countStep(ctx, d.rec.Step, sub, d.rec, d.out, d.children, false)
+		p.countStep(ctx, d.rec.Step, sub, d.rec, d.out, d.rec.Children, false)
 	}
 	// Delays count from the send (a queue delay is whole seconds, rounded
 	// up: counted from the step's start, a slow step's children would wait
@@ -344,12 +344,11 @@ func (p *Processor) Process(ctx context.Context, s Step, attempt int) error {
 // delay runs within it too).
 const maxInline = 4
 
-// inlineRun is a delay step that ran within its parent: its record, outcome
-// and children as it made them (for its counts).
+// inlineRun is a delay step that ran within its parent: its record (with
+// its children as it made them) and outcome, for its counts.
 type inlineRun struct {
-	rec      StepRecord
-	out      Outcome
-	children []Outgoing
+	rec StepRecord
+	out Outcome
 }
 
 // inlineDelays runs within step s the children that are plain delays of the
@@ -386,7 +385,7 @@ func (p *Processor) inlineDelays(ctx context.Context, t *tunnel.Tunnel, s Step, 
 		}
 		rec := StepRecord{Step: c.Step, Type: tunnel.BlockDelay, Status: dout.Status, Reason: dout.Reason, Detail: dout.Detail,
 			Attempts: 1, StartedAt: finished, FinishedAt: finished, Children: dchildren}
-		runs = append(runs, inlineRun{rec: rec, out: dout, children: dchildren})
+		runs = append(runs, inlineRun{rec: rec, out: dout})
 		queue = append(slices.Clone(dchildren), queue...) // a delay after the delay may run within it too
 	}
 	recs := make([]StepRecord, len(runs))

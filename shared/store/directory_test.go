@@ -99,54 +99,41 @@ func TestSearchByTagPages(t *testing.T) {
 			tagged = append([]string{id}, tagged...)
 		}
 	}
-	var got []string
-	cursor := ""
-	for pages := 0; ; pages++ {
-		if pages > 4 {
-			t.Fatalf("more pages than matches: %v", got)
-		}
-		es, next, err := st.SearchSubscribers(ctx, ws, "", "rare", Page{Limit: 2, Cursor: cursor})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range es {
-			if !slices.Equal(e.Tags, []string{"also", "rare"}) {
-				t.Errorf("%s: tags %v, want [also rare] (sorted, from the profile)", e.ID, e.Tags)
+	// page reads the "rare" search two at a time to its end: the ids, and
+	// how many pages came short of two before the end.
+	page := func(maxPages int) (ids []string, short int) {
+		t.Helper()
+		cursor := ""
+		for pages := 0; ; pages++ {
+			if pages > maxPages {
+				t.Fatalf("more than %d pages: %v", maxPages, ids)
 			}
-			got = append(got, e.ID)
+			es, next, err := st.SearchSubscribers(ctx, ws, "", "rare", Page{Limit: 2, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next != nil && len(es) < 2 {
+				short++
+			}
+			for _, e := range es {
+				if !slices.Equal(e.Tags, []string{"also", "rare"}) {
+					t.Errorf("%s: tags %v, want [also rare] (sorted, from the profile)", e.ID, e.Tags)
+				}
+				ids = append(ids, e.ID)
+			}
+			if next == nil {
+				return ids, short
+			}
+			cursor = *next
 		}
-		if next == nil {
-			break
-		}
-		cursor = *next
 	}
-	if !slices.Equal(got, tagged) {
+	if got, _ := page(4); !slices.Equal(got, tagged) {
 		t.Fatalf("pages gave %v, want %v", got, tagged)
 	}
 	// With a budget of 40 entries a request, the same search answers short
 	// pages (some empty) whose cursors go on, and finds the same four.
 	st.scanBudget = 40
-	got, cursor = nil, ""
-	short := 0
-	for pages := 0; ; pages++ {
-		if pages > 20 {
-			t.Fatalf("the budgeted pages do not end: %v", got)
-		}
-		es, next, err := st.SearchSubscribers(ctx, ws, "", "rare", Page{Limit: 2, Cursor: cursor})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if next != nil && len(es) < 2 {
-			short++
-		}
-		for _, e := range es {
-			got = append(got, e.ID)
-		}
-		if next == nil {
-			break
-		}
-		cursor = *next
-	}
+	got, short := page(20)
 	st.scanBudget = 0
 	if !slices.Equal(got, tagged) || short == 0 {
 		t.Fatalf("budgeted pages gave %v (%d short), want %v in short pages", got, short, tagged)

@@ -350,11 +350,14 @@ func (st *Store) Journey(ctx context.Context, ws, sub string, p Page) ([]engine.
 		if err != nil {
 			return nil, nil, err
 		}
-		// The delays that ran within the step are steps of their own.
-		for _, r := range append([]*engine.StepRecord{rec}, ptrs(rec.Inline)...) {
+		add := func(r *engine.StepRecord) {
 			if order := ts(r.StartedAt) + "#" + r.Step.ID; order > after {
 				entries = append(entries, entry{order, r})
 			}
+		}
+		add(rec)
+		for i := range rec.Inline {
+			add(&rec.Inline[i]) // the delays that ran within the step are steps of their own
 		}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].order < entries[j].order })
@@ -490,14 +493,6 @@ func (st *Store) FindSubscriber(ctx context.Context, ws string, id engine.Identi
 		return "", engine.ErrNotFound
 	}
 	return sub, nil
-}
-
-func ptrs[T any](s []T) []*T {
-	out := make([]*T, len(s))
-	for i := range s {
-		out[i] = &s[i]
-	}
-	return out
 }
 
 func directoryPK(ws string) string { return "WS#" + ws + "#SUBSCRIBERS" }
