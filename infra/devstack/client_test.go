@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 			defer gateway.Close()
 			tgAPI = telegramtest.New()
 			defer tgAPI.Close()
-			doc, err := libopenapi.NewDocument(apidoc.JSON)
+			doc, err := libopenapi.NewDocument(apidoc.JSON())
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "openapi:", err)
 				return 1

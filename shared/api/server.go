@@ -88,11 +88,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "public, max-age=300")
-		_, _ = w.Write(apidoc.JSON)
-	})
+	mux.HandleFunc("GET /v1/openapi.json", serveDocument)
 	mux.HandleFunc("POST /v1/workspaces", s.createWorkspace)
 	if s.Console != nil {
 		mux.HandleFunc("GET /{$}", s.Console.Index)
@@ -377,4 +373,48 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"workspace_id": ws, "api_key": key})
+}
+
+// serveDocument answers the OpenAPI document: as embedded, gzip-compressed (a
+// seventh of its size), to a client that accepts gzip, and plain otherwise.
+func serveDocument(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Vary", "Accept-Encoding")
+	if acceptsGzip(r.Header.Values("Accept-Encoding")) {
+		h.Set("Content-Encoding", "gzip")
+		_, _ = w.Write(apidoc.Gzip)
+		return
+	}
+	_, _ = w.Write(apidoc.JSON())
+}
+
+// acceptsGzip reads Accept-Encoding (RFC 9110, 12.5.3): gzip with a weight
+// above zero, or, when gzip is not named, * with one.
+func acceptsGzip(values []string) bool {
+	named, star := -1.0, -1.0
+	for _, v := range values {
+		for item := range strings.SplitSeq(v, ",") {
+			coding, params, _ := strings.Cut(item, ";")
+			weight := 1.0
+			if q, ok := strings.CutPrefix(strings.ReplaceAll(strings.TrimSpace(params), " ", ""), "q="); ok {
+				w, err := strconv.ParseFloat(q, 64)
+				if err != nil {
+					continue
+				}
+				weight = w
+			}
+			switch coding = strings.TrimSpace(coding); {
+			case strings.EqualFold(coding, "gzip"), strings.EqualFold(coding, "x-gzip"):
+				named = max(named, weight)
+			case coding == "*":
+				star = max(star, weight)
+			}
+		}
+	}
+	if named >= 0 {
+		return named > 0
+	}
+	return star > 0
 }

@@ -82,7 +82,7 @@ const integrationAnswer = `{"id": "amo", "kind": "amocrm", "name": "Sales", "bas
 
 func newValidator(t *testing.T) validator.Validator {
 	t.Helper()
-	doc, err := libopenapi.NewDocument(JSON)
+	doc, err := libopenapi.NewDocument(JSON())
 	if err != nil {
 		t.Fatal(err)
 	}

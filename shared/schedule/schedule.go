@@ -1,15 +1,14 @@
 // Package schedule computes when a delay ends: inside a window of allowed hours
 // and weekdays in a time zone, or at a date moved by an offset. It is pure time
-// arithmetic. The Lambda runtime image has no IANA time zone database: the
-// functions that load zones (flow: delay windows; api: validation) embed it
-// themselves (time/tzdata in their wiring), so the others do not carry its
-// 450 KB.
+// arithmetic. Zones come from the machine's database, or from an embedded one
+// (package zonedata) in the functions that import it.
 package schedule
 
 import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -49,18 +48,42 @@ func ParseClock(s string) (int, error) {
 	return h*60 + m, nil
 }
 
-// LoadLocation loads an IANA time zone. The machine's "Local" zone is refused:
-// it would make a tunnel mean different things on different machines.
+// LoadLocation loads an IANA time zone: from the registered database
+// (package zonedata) if there is one, so a function reads the same rules on
+// a laptop and on Lambda, else from the machine's (as time.LoadLocation). The
+// machine's "Local" zone is refused: it would make a tunnel mean different
+// things on different machines. Zones are kept once loaded.
 func LoadLocation(name string) (*time.Location, error) {
 	if name == "" || name == "Local" {
 		return nil, fmt.Errorf("%q is not an IANA time zone (e.g. Europe/Moscow)", name)
 	}
-	loc, err := time.LoadLocation(name)
+	if loc, ok := zones.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	var loc *time.Location
+	err := errors.New("no registered zones")
+	if registeredZones != nil {
+		loc, err = registeredZones(name)
+	}
+	if err != nil {
+		loc, err = time.LoadLocation(name)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%q is not an IANA time zone (e.g. Europe/Moscow)", name)
 	}
+	zones.Store(name, loc)
 	return loc, nil
 }
+
+// zones holds the zones loaded so far by name (a few hundred at most).
+var zones sync.Map
+
+// registeredZones loads zones from a database the binary carries.
+var registeredZones func(name string) (*time.Location, error)
+
+// RegisterZones makes load the first source of zones. Package zonedata calls
+// it from its init; it is not safe to call once zones are being loaded.
+func RegisterZones(load func(name string) (*time.Location, error)) { registeredZones = load }
 
 // NewWindow builds a window from its wire parts: hours ["HH:MM", "HH:MM"] and
 // weekday names (none: every day).

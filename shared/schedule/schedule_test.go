@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"errors"
 	"testing"
 	"time"
 	_ "time/tzdata" // the zones tested, whatever the host has (the package embeds none)
@@ -108,5 +109,39 @@ func TestDateValue(t *testing.T) {
 	}
 	if _, err := DateValue("tomorrow", nil); err == nil {
 		t.Fatal("DateValue accepted text")
+	}
+}
+
+// A registered database answers first and the machine's after it; a loaded
+// zone is kept.
+func TestRegisteredZones(t *testing.T) {
+	saved := registeredZones
+	t.Cleanup(func() { registeredZones = saved })
+	calls := map[string]int{}
+	fixed := time.FixedZone("Test/Fixed", 5*3600+45*60)
+	RegisterZones(func(name string) (*time.Location, error) {
+		calls[name]++
+		if name == "Test/Fixed" {
+			return fixed, nil
+		}
+		return nil, errors.New("not here")
+	})
+	for range 2 {
+		loc, err := LoadLocation("Test/Fixed")
+		if err != nil || loc != fixed {
+			t.Fatalf("LoadLocation(Test/Fixed) = %v, %v; want the registered zone", loc, err)
+		}
+	}
+	if calls["Test/Fixed"] != 1 {
+		t.Errorf("the registered source was asked %d times for one zone", calls["Test/Fixed"])
+	}
+	if _, err := LoadLocation("America/Sao_Paulo"); err != nil {
+		t.Errorf("a zone the registered source lacks, from the machine: %v", err)
+	}
+	if calls["America/Sao_Paulo"] != 1 {
+		t.Errorf("the registered source was not asked first")
+	}
+	if _, err := LoadLocation("Test/Nowhere"); err == nil {
+		t.Errorf("a zone nobody has loaded")
 	}
 }

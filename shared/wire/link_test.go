@@ -27,24 +27,28 @@ var notImported = func() map[string][]string {
 	chat := []string{module + "shared/telegram", module + "shared/messenger"}
 	external := []string{module + "shared/actions/external", module + "shared/httpreq", "github.com/tidwall/gjson"}
 	actions := []string{module + "shared/actions"}
-	tz := []string{"time/tzdata"}
+	// time/tzdata embeds the zone database uncompressed: package schedule
+	// carries it compressed. text/template (and html/template over it) calls
+	// methods by name through reflection, which makes the linker keep every
+	// exported method of every reachable type: the whole DynamoDB client.
+	everywhere := []string{"time/tzdata", "text/template", "html/template"}
 	join := func(ls ...[]string) []string { return slices.Concat(ls...) }
 	return map[string][]string{
-		"api":       sdk,
-		"flow":      join(api, sdk, ses, external, actions),
-		"tags":      join(api, sdk, ses, chat, external, tz),
-		"email":     join(api, sdk, chat, external, tz),
-		"crm":       join(api, sdk, ses, chat, external, tz),
-		"webhook":   join(api, sdk, ses, chat, tz),
-		"scheduler": join(api, sdk, ses, chat, external, actions, tz),
+		"api":       join(sdk, everywhere),
+		"flow":      join(api, sdk, ses, external, actions, everywhere),
+		"tags":      join(api, sdk, ses, chat, external, everywhere),
+		"email":     join(api, sdk, chat, external, everywhere),
+		"crm":       join(api, sdk, ses, chat, external, everywhere),
+		"webhook":   join(api, sdk, ses, chat, everywhere),
+		"scheduler": join(api, sdk, ses, chat, external, actions, everywhere),
 	}
 }()
 
 // imported: packages a function must depend on (so the lists above are not
-// vacuous, and the zone database is where delays and validation need it).
+// vacuous).
 var imported = map[string][]string{
-	"api":       {module + "shared/api", module + "shared/console", "time/tzdata"},
-	"flow":      {module + "shared/messenger", "time/tzdata"},
+	"api":       {module + "shared/api", module + "shared/console"},
+	"flow":      {module + "shared/messenger"},
 	"tags":      {module + "shared/actions"},
 	"email":     {"github.com/aws/aws-sdk-go-v2/service/sesv2"},
 	"crm":       {module + "shared/actions"},
@@ -54,14 +58,28 @@ var imported = map[string][]string{
 
 // notLinked: symbol prefixes that must not be in a binary although its
 // package is imported (the linker drops unreachable code): amoCRM's client
-// outside crm and the API, the connector's client outside flow and the API.
-var notLinked = map[string][]string{
-	"flow":      {module + "shared/amocrm.(*Client)"},
-	"tags":      {module + "shared/amocrm.(*Client)", module + "shared/connector.(*Client)"},
-	"email":     {module + "shared/amocrm.(*Client)", module + "shared/connector.(*Client)"},
-	"crm":       {module + "shared/connector.(*Client)"},
-	"webhook":   {module + "shared/amocrm.(*Client)", module + "shared/connector.(*Client)"},
-	"scheduler": {module + "shared/amocrm.(*Client)", module + "shared/connector.(*Client)"},
+// outside crm and the API, the connector's client outside flow and the API,
+// the zone database outside flow (delay windows) and the API (validation),
+// and everywhere a DynamoDB operation no function calls (it is there only if
+// something keeps methods by reflection).
+var notLinked = func() map[string][]string {
+	unused := []string{"github.com/aws/aws-sdk-go-v2/service/dynamodb.(*Client).DeleteTable"}
+	amo, conn, zones := module+"shared/amocrm.(*Client)", module+"shared/connector.(*Client)", module+"shared/schedule/zonedata.zoneinfoGzip"
+	return map[string][]string{
+		"api":       unused,
+		"flow":      slices.Concat(unused, []string{amo}),
+		"tags":      slices.Concat(unused, []string{amo, conn, zones}),
+		"email":     slices.Concat(unused, []string{amo, conn, zones}),
+		"crm":       slices.Concat(unused, []string{conn, zones}),
+		"webhook":   slices.Concat(unused, []string{amo, conn, zones}),
+		"scheduler": slices.Concat(unused, []string{amo, conn, zones}),
+	}
+}()
+
+// linked: symbols a binary must hold (so the lists above are not vacuous).
+var linked = map[string][]string{
+	"api":  {module + "shared/schedule/zonedata.zoneinfoGzip", "github.com/aws/aws-sdk-go-v2/service/dynamodb.(*Client).Query"},
+	"flow": {module + "shared/schedule/zonedata.zoneinfoGzip"},
 }
 
 // lambdaEnv is build.mk's target: Lambda's arm64 Linux, no cgo, no RPC.
@@ -112,16 +130,23 @@ func TestEachFunctionLinksOnlyItsKind(t *testing.T) {
 			if err != nil {
 				t.Fatalf("go tool nm: %v", err)
 			}
+			found := map[string]bool{}
 			for line := range strings.Lines(string(out)) {
 				f := strings.Fields(line)
 				if len(f) < 3 {
 					continue
 				}
+				found[f[2]] = true
 				for _, p := range banned {
 					if strings.HasPrefix(f[2], p) {
 						t.Errorf("functions/%s links %s", fn, f[2])
 						break
 					}
+				}
+			}
+			for _, s := range linked[fn] {
+				if !found[s] {
+					t.Errorf("functions/%s does not link %s", fn, s)
 				}
 			}
 		})

@@ -6,7 +6,7 @@ package api
 import (
 	// The runtime image has no /usr/share/zoneinfo, and tunnels and events
 	// name time zones the API validates: embed the zone database.
-	_ "time/tzdata"
+	_ "github.com/tunnels/tunnels/shared/schedule/zonedata"
 
 	"net/http"
 

@@ -5,7 +5,7 @@ package flow
 import (
 	// The runtime image has no /usr/share/zoneinfo, and delay windows are in
 	// the subscriber's or a named time zone (engine): embed the zone database.
-	_ "time/tzdata"
+	_ "github.com/tunnels/tunnels/shared/schedule/zonedata"
 
 	"github.com/tunnels/tunnels/shared/engine"
 	"github.com/tunnels/tunnels/shared/messenger"
