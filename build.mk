@@ -11,8 +11,8 @@
 BUILD_MK := $(lastword $(MAKEFILE_LIST))
 
 # Function folders under functions/ and their template logical ids, in the same order.
-FUNCTIONS := api flow tags email crm webhook scheduler
-FUNCTION_IDS := ApiFunction FlowFunction TagsFunction EmailFunction CrmFunction WebhookFunction SchedulerFunction
+FUNCTIONS := api editor flow tags email crm webhook scheduler
+FUNCTION_IDS := ApiFunction EditorFunction FlowFunction TagsFunction EmailFunction CrmFunction WebhookFunction SchedulerFunction
 
 # Lambda runs arm64 (Graviton). The local runtime interface emulator runs the
 # binary natively, so `make invoke` overrides this with the host's GOARCH.
@@ -30,6 +30,9 @@ build-artifacts-dir:
 
 build-ApiFunction: build-artifacts-dir
 	GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/api
+
+build-EditorFunction: build-artifacts-dir
+	GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/editor
 
 build-FlowFunction: build-artifacts-dir
 	GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/flow

@@ -1,5 +1,5 @@
 // Command api is the Lambda function behind API Gateway's HTTP API: one
-// net/http handler serves every route.
+// net/http handler serves every route but the editor's (functions/editor).
 package main
 
 import (

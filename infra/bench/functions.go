@@ -25,6 +25,7 @@ import (
 // functionIDs are the template's functions with their sample events.
 var functionIDs = []struct{ ID, Event string }{
 	{"ApiFunction", "api-health.json"},
+	{"EditorFunction", "editor-save-tunnel.json"},
 	{"FlowFunction", "flow-step.json"},
 	{"TagsFunction", "tags-step.json"},
 	{"EmailFunction", "email-step.json"},

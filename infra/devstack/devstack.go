@@ -166,7 +166,7 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		}
 	}()
 
-	var api http.Handler
+	httpHandlers := map[string]http.Handler{} // by function logical id
 	for _, fn := range sys.Resources.Functions() {
 		env, err := sys.Resources.FunctionEnv(fn.LogicalID)
 		if err != nil {
@@ -200,7 +200,11 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		}
 		switch {
 		case len(fn.HTTP) > 0:
-			api = app.API(deps)
+			h, ok := app.HTTPHandler(deps, fn.Name)
+			if !ok {
+				return nil, fmt.Errorf("%s: functions/%s serves no HTTP", fn.LogicalID, fn.Name)
+			}
+			httpHandlers[fn.LogicalID] = h
 		case len(fn.SQS) > 0:
 			h := app.StepHandler(deps, engine.Kind(fn.Name))
 			if h.Background != nil {
@@ -223,8 +227,13 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 			}
 		}
 	}
-	if api == nil {
-		return nil, errors.New("the template declares no HTTP API function")
+	// One address for the HTTP API, routed to its functions as API Gateway
+	// does from the template's HttpApi events.
+	api, err := localstack.NewHTTPRouter(sys.Resources.Functions(), func(fn localstack.Function) (http.Handler, error) {
+		return httpHandlers[fn.LogicalID], nil
+	})
+	if err != nil {
+		return nil, err
 	}
 
 	sys.WorkspaceID = store.NewID(time.Now())

@@ -14,23 +14,24 @@ import (
 	"github.com/tunnels/tunnels/infra/localstack"
 )
 
-// TestAPIBootstrapUnderRIE builds the api function the way `sam build` does
-// (its build-ApiFunction target, for this host's architecture) and runs the
-// real bootstrap under the Lambda runtime interface emulator with the
-// events/ files, as `sam local invoke -e` would.
-func TestAPIBootstrapUnderRIE(t *testing.T) {
-	needSystem(t)
+// bootstrapUnderRIE builds a function the way `sam build` does (its
+// build-<LogicalId> target, for this host's architecture) and runs the real
+// bootstrap under the Lambda runtime interface emulator, against the running
+// system's emulators. invoke posts an events/ file, as `sam local invoke -e`
+// would, and answers the HTTP API response.
+func bootstrapUnderRIE(t *testing.T, logicalID string) (invoke func(file string) (status int, body map[string]any, rep localstack.Report)) {
+	t.Helper()
 	root, err := localstack.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	build := exec.Command("make", "-s", "build-ApiFunction", "ARTIFACTS_DIR="+dir, "GOARCH="+runtime.GOARCH)
+	build := exec.Command("make", "-s", "build-"+logicalID, "ARTIFACTS_DIR="+dir, "GOARCH="+runtime.GOARCH)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("make build-ApiFunction: %v\n%s", err, out)
+		t.Fatalf("make build-%s: %v\n%s", logicalID, err, out)
 	}
-	env, err := sys.Resources.FunctionEnv("ApiFunction")
+	env, err := sys.Resources.FunctionEnv(logicalID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,16 +39,15 @@ func TestAPIBootstrapUnderRIE(t *testing.T) {
 		env[k] = v
 	}
 	env["TUNNELS_ADMIN_TOKEN"] = sys.AdminToken
-	env["AWS_LAMBDA_FUNCTION_NAME"] = "ApiFunction"
+	env["AWS_LAMBDA_FUNCTION_NAME"] = logicalID
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	rie, err := localstack.StartRIE(ctx, filepath.Join(dir, "bootstrap"), localstack.RIEOptions{Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rie.Stop()
-
-	invoke := func(file string) (status int, body map[string]any, rep localstack.Report) {
+	t.Cleanup(func() { _ = rie.Stop() })
+	return func(file string) (status int, body map[string]any, rep localstack.Report) {
 		t.Helper()
 		event, err := os.ReadFile(filepath.Join(root, "events", file))
 		if err != nil {
@@ -67,6 +67,13 @@ func TestAPIBootstrapUnderRIE(t *testing.T) {
 		_ = json.Unmarshal([]byte(res.Body), &body)
 		return res.StatusCode, body, rep
 	}
+}
+
+// TestAPIBootstrapUnderRIE runs the api function's real bootstrap with its
+// events/ files.
+func TestAPIBootstrapUnderRIE(t *testing.T) {
+	needSystem(t)
+	invoke := bootstrapUnderRIE(t, "ApiFunction")
 	status, body, rep := invoke("api-health.json")
 	if status != http.StatusOK || body["status"] != "ok" {
 		t.Fatalf("health under RIE = %d %v", status, body)
@@ -89,5 +96,27 @@ func TestAPIBootstrapUnderRIE(t *testing.T) {
 	dev.must(http.MethodGet, "/v1/tags/lead", nil, http.StatusOK, &tag)
 	if tag["id"] != "lead" {
 		t.Errorf("tag written under RIE reads back as %v", tag)
+	}
+}
+
+// TestEditorBootstrapUnderRIE runs the editor function's real bootstrap: the
+// sample PUT /v1/tunnels/welcome (with the dev key) validates and saves the
+// tunnel, which the running API then serves.
+func TestEditorBootstrapUnderRIE(t *testing.T) {
+	needSystem(t)
+	invoke := bootstrapUnderRIE(t, "EditorFunction")
+	status, body, rep := invoke("editor-save-tunnel.json")
+	if status != http.StatusOK || body["id"] != "welcome" {
+		t.Fatalf("save under RIE = %d %v", status, body)
+	}
+	if rep.InitDuration <= 0 {
+		t.Errorf("no init duration reported for the cold start: %+v", rep)
+	}
+	t.Logf("editor bootstrap cold start: init %s, first request %s", rep.InitDuration, rep.Duration)
+	dev := &api{t: t, key: sys.APIKey}
+	var saved map[string]any
+	dev.must(http.MethodGet, "/v1/tunnels/welcome", nil, http.StatusOK, &saved)
+	if saved["name"] != "Welcome" {
+		t.Errorf("the tunnel saved under RIE reads back as %v", saved)
 	}
 }

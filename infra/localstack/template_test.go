@@ -1,6 +1,9 @@
 package localstack
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -284,7 +287,7 @@ func TestRealTemplate(t *testing.T) {
 	}
 	steps := map[string]string{"FlowFunction": "FlowQueue", "TagsFunction": "TagsQueue", "EmailFunction": "EmailQueue",
 		"CrmFunction": "CrmQueue", "WebhookFunction": "WebhookQueue"}
-	names := map[string]string{"ApiFunction": "api", "FlowFunction": "flow", "TagsFunction": "tags", "EmailFunction": "email",
+	names := map[string]string{"ApiFunction": "api", "EditorFunction": "editor", "FlowFunction": "flow", "TagsFunction": "tags", "EmailFunction": "email",
 		"CrmFunction": "crm", "WebhookFunction": "webhook", "SchedulerFunction": "scheduler"}
 	for id, name := range names {
 		f, ok := r.Function(id)
@@ -321,6 +324,26 @@ func TestRealTemplate(t *testing.T) {
 	}
 	if f, _ := r.Function("ApiFunction"); len(f.HTTP) != 2 {
 		t.Errorf("api HTTP events %+v", f.HTTP)
+	}
+	if f, _ := r.Function("EditorFunction"); len(f.HTTP) != 3 {
+		t.Errorf("editor HTTP events %+v", f.HTTP)
+	}
+	// The local API routes the template's HTTP events as API Gateway would.
+	router, err := NewHTTPRouter(r.Functions(), func(f Function) (http.Handler, error) {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, f.LogicalID) }), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for req, want := range map[[2]string]string{
+		{"PUT", "/v1/tunnels/t"}: "EditorFunction", {"GET", "/v1/tunnels/t"}: "ApiFunction",
+		{"POST", "/v1/external-requests/check"}: "EditorFunction", {"POST", "/v1/events"}: "ApiFunction", {"GET", "/"}: "ApiFunction",
+	} {
+		w := httptest.NewRecorder()
+		router.ServeHTTP(w, httptest.NewRequest(req[0], req[1], nil))
+		if w.Body.String() != want {
+			t.Errorf("%s %s went to %q, want %s", req[0], req[1], w.Body.String(), want)
+		}
 	}
 }
 

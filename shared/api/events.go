@@ -294,7 +294,7 @@ func (in *eventInput) validate(v *validator) {
 		v.add("/button", "only a button event names a button")
 	}
 	if tz := in.Subscriber.Timezone; tz != "" {
-		if _, err := schedule.LoadLocation(tz); err != nil {
+		if err := schedule.ValidZone(tz); err != nil {
 			v.add("/subscriber/timezone", "%v", err)
 		}
 	}

@@ -15,20 +15,15 @@ import (
 	"github.com/tunnels/tunnels/shared/tunnel"
 )
 
-// externalRequestRoutes serves POST /v1/external-requests/preview and /check (SPEC 4.10
-// and 8): the request of an external_request action rendered for a subscriber, and sent.
+// POST /v1/external-requests/preview and /check (SPEC 4.10 and 8), routes of
+// EditorHandler: the request of an external_request action rendered for a
+// subscriber, and sent.
 //
 // Both answer the rendered request as it goes out, except the values of secret
 // variables (saved with "secret": true), which are *** wherever they were rendered
 // (httpreq.MaskSecrets): a marketer debugging a request sees every header, and the API
 // never answers a secret. Journey entries mask those and, besides, anything whose name
 // looks secret (httpreq.Mask).
-func (s *Server) externalRequestRoutes() []route {
-	return []route{
-		{"POST /v1/external-requests/preview", s.previewExternalRequest},
-		{"POST /v1/external-requests/check", s.checkExternalRequest},
-	}
-}
 
 // externalRequestRun is ExternalRequestRun of the API description.
 type externalRequestRun struct {

@@ -25,7 +25,7 @@ func TestRoutesMatchTheOpenAPIDocument(t *testing.T) {
 	for _, r := range (&Server{}).publicRoutes() {
 		served = append(served, r.pattern)
 	}
-	for _, r := range (&Server{}).routes() {
+	for _, r := range slices.Concat((&Server{}).routes(), (&Server{}).editorRoutes()) {
 		served = append(served, r.pattern)
 	}
 	for _, r := range served {

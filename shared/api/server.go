@@ -82,7 +82,8 @@ type response struct {
 func ok(body any) response               { return response{status: http.StatusOK, body: body} }
 func status(code int, body any) response { return response{status: code, body: body} }
 
-// Handler is the API.
+// Handler is the API function's handler: every route but the editor's
+// (EditorHandler).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +98,22 @@ func (s *Server) Handler() http.Handler {
 	for _, pr := range s.publicRoutes() {
 		mux.Handle(pr.pattern, pr.h)
 	}
-	for _, route := range s.routes() {
+	return s.serve(mux, s.routes())
+}
+
+// EditorHandler is the editor function's handler: saving a tunnel, which
+// validates the whole funnel (every block, action and external request), and
+// trying an external request, which calls the user's server. They are the
+// API's heaviest code and its only calls to user-configured addresses; apart,
+// they cost neither size nor cold start to every other route, and their
+// egress is one function's.
+func (s *Server) EditorHandler() http.Handler {
+	return s.serve(http.NewServeMux(), s.editorRoutes())
+}
+
+// serve adds the workspace routes and the problem answer to any other path.
+func (s *Server) serve(mux *http.ServeMux, routes []route) http.Handler {
+	for _, route := range routes {
 		mux.Handle(route.pattern, s.keyed(route.h))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -111,9 +127,28 @@ type route struct {
 	h       handlerFunc
 }
 
+// EditorRoutes are the patterns EditorHandler serves ("PUT /v1/tunnels/{id}"):
+// the routes template.yaml sends to the editor function.
+func EditorRoutes() []string {
+	var ps []string
+	for _, r := range (&Server{}).editorRoutes() {
+		ps = append(ps, r.pattern)
+	}
+	return ps
+}
+
+// editorRoutes are EditorHandler's.
+func (s *Server) editorRoutes() []route {
+	return []route{
+		{"PUT /v1/tunnels/{id}", s.putTunnel},
+		{"POST /v1/external-requests/preview", s.previewExternalRequest},
+		{"POST /v1/external-requests/check", s.checkExternalRequest},
+	}
+}
+
+// routes are Handler's workspace routes.
 func (s *Server) routes() []route {
 	rs := []route{
-		{"PUT /v1/tunnels/{id}", s.putTunnel},
 		{"GET /v1/tunnels/{id}", s.getTunnel},
 		{"DELETE /v1/tunnels/{id}", s.deleteTunnel},
 		{"GET /v1/tunnels", s.listTunnels},
@@ -129,7 +164,6 @@ func (s *Server) routes() []route {
 	// Routes of later issues, each in its own file.
 	rs = append(rs, s.planRoutes()...)
 	rs = append(rs, s.crmRoutes()...)
-	rs = append(rs, s.externalRequestRoutes()...)
 	rs = append(rs, s.deadLetterRoutes()...)
 	rs = append(rs, s.conversationRoutes()...)
 	rs = append(rs, s.channelRoutes()...)

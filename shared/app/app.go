@@ -19,6 +19,7 @@ import (
 	"github.com/tunnels/tunnels/shared/wire"
 	"github.com/tunnels/tunnels/shared/wire/api"
 	"github.com/tunnels/tunnels/shared/wire/crm"
+	"github.com/tunnels/tunnels/shared/wire/editor"
 	"github.com/tunnels/tunnels/shared/wire/email"
 	"github.com/tunnels/tunnels/shared/wire/flow"
 	"github.com/tunnels/tunnels/shared/wire/scheduler"
@@ -62,5 +63,15 @@ func SchedulerHandler(d Deps) func(ctx context.Context, ev events.EventBridgeEve
 	return scheduler.Handler(d)
 }
 
-// API builds the HTTP API handler, with the browser console at GET /.
-func API(d Deps) http.Handler { return api.Handler(d) }
+// HTTPHandler builds the HTTP handler of a function behind the HTTP API, by
+// its Go package name (functions/<name>): api, with the browser console at
+// GET /, or editor. ok is false for a name that serves no HTTP.
+func HTTPHandler(d Deps, name string) (h http.Handler, ok bool) {
+	switch name {
+	case "api":
+		return api.Handler(d), true
+	case "editor":
+		return editor.Handler(d), true
+	}
+	return nil, false
+}

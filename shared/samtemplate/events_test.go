@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/tunnels/tunnels/shared/tunnel"
 )
 
 const eventsDir = "../../events"
@@ -142,6 +144,39 @@ func TestAPIEvents(t *testing.T) {
 				t.Errorf("content-type %q, content-length %q; want application/json, %d", ev.Headers["content-type"], ev.Headers["content-length"], len(body))
 			}
 		})
+	}
+}
+
+// The editor's sample saves a valid tunnel through one of the editor's routes.
+func TestEditorEvents(t *testing.T) {
+	tpl := openTemplate(t)
+	editor, _ := tpl.Function("EditorFunction")
+	routes := map[string]bool{}
+	for _, r := range editor.HTTP {
+		routes[r.Method+" "+r.Path] = true
+	}
+	data, err := os.ReadFile(filepath.Join(eventsDir, "editor-save-tunnel.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.APIGatewayV2HTTPRequest
+	decodeStrict(t, data, &ev)
+	if ev.Version != "2.0" || !routes[ev.RouteKey] || ev.RequestContext.RouteKey != ev.RouteKey {
+		t.Errorf("version %q, routeKey %q / %q; want 2.0 and one of %v", ev.Version, ev.RouteKey, ev.RequestContext.RouteKey, routes)
+	}
+	id := ev.PathParameters["id"]
+	if h := ev.RequestContext.HTTP; h.Method != "PUT" || h.Path != "/v1/tunnels/"+id || ev.RawPath != h.Path {
+		t.Errorf("request = %s %s (rawPath %s, id %q)", h.Method, h.Path, ev.RawPath, id)
+	}
+	if !strings.HasPrefix(ev.Headers["authorization"], "Bearer ") || ev.Headers["content-length"] != itoa(len(ev.Body)) {
+		t.Errorf("authorization %q, content-length %q (body %d bytes)", ev.Headers["authorization"], ev.Headers["content-length"], len(ev.Body))
+	}
+	tun, errs := tunnel.Parse([]byte(ev.Body))
+	if len(errs) == 0 {
+		errs = tunnel.Validate(id, tun, tunnel.Catalog{})
+	}
+	if len(errs) != 0 {
+		t.Errorf("the sample tunnel is not valid: %+v", errs)
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/tunnels/tunnels/shared/api"
 )
 
 const (
@@ -29,6 +31,7 @@ const (
 // The fixed names: function logical id -> Go main package folder.
 var wantFunctions = map[string]string{
 	"ApiFunction":       "functions/api",
+	"EditorFunction":    "functions/editor",
 	"FlowFunction":      "functions/flow",
 	"TagsFunction":      "functions/tags",
 	"EmailFunction":     "functions/email",
@@ -469,9 +472,9 @@ func TestSchedulerAndAPIEvents(t *testing.T) {
 		t.Errorf("SchedulerFunction has other events: %+v %+v", s.SQS, s.HTTP)
 	}
 
-	api, _ := tpl.Function("ApiFunction")
+	apiFn, _ := tpl.Function("ApiFunction")
 	var routes []string
-	for _, r := range api.HTTP {
+	for _, r := range apiFn.HTTP {
 		routes = append(routes, r.Method+" "+r.Path)
 		if r.API != "HttpApi" {
 			t.Errorf("route %s on API %q, want HttpApi", r.Name, r.API)
@@ -481,8 +484,23 @@ func TestSchedulerAndAPIEvents(t *testing.T) {
 	if want := []string{"ANY /", "ANY /{proxy+}"}; !slices.Equal(routes, want) {
 		t.Errorf("ApiFunction routes = %v, want %v", routes, want)
 	}
-	if len(api.SQS) != 0 || len(api.Schedules) != 0 {
-		t.Errorf("ApiFunction has other events: %+v %+v", api.SQS, api.Schedules)
+	if len(apiFn.SQS) != 0 || len(apiFn.Schedules) != 0 {
+		t.Errorf("ApiFunction has other events: %+v %+v", apiFn.SQS, apiFn.Schedules)
+	}
+	// The editor's routes are exactly those its handler serves.
+	editor, _ := tpl.Function("EditorFunction")
+	routes = nil
+	for _, r := range editor.HTTP {
+		routes = append(routes, r.Method+" "+r.Path)
+		if r.API != "HttpApi" {
+			t.Errorf("route %s on API %q, want HttpApi", r.Name, r.API)
+		}
+	}
+	sort.Strings(routes)
+	want := api.EditorRoutes()
+	sort.Strings(want)
+	if !slices.Equal(routes, want) {
+		t.Errorf("EditorFunction routes = %v, want the editor handler's %v", routes, want)
 	}
 	if tpl.ResourceType("HttpApi") != TypeHTTPAPI {
 		t.Errorf("HttpApi is a %q, want %s", tpl.ResourceType("HttpApi"), TypeHTTPAPI)
@@ -632,6 +650,7 @@ var (
 	itemActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
 		"dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"}
 	schedulerActions = []string{"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+	editorActions    = []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
 	dlqActions       = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 )
 
@@ -658,6 +677,16 @@ func TestPolicies(t *testing.T) {
 
 			// The table.
 			switch f.LogicalID {
+			case "EditorFunction":
+				// Reads, and the tunnel's UpdateItem: nothing else, nowhere else.
+				for _, a := range append(slices.Clone(itemActions), "dynamodb:ConditionCheckItem") {
+					if got, want := allows(gs, a, "Table"), slices.Contains(editorActions, a); got != want {
+						t.Errorf("%s on Table = %v, want %v", a, got, want)
+					}
+				}
+				if allows(gs, "dynamodb:Query", "Table/index/*") {
+					t.Error("dynamodb:Query on Table's indexes: the editor reads none")
+				}
 			case "SchedulerFunction":
 				for _, a := range schedulerActions {
 					if !allows(gs, a, "Table") {
@@ -678,10 +707,10 @@ func TestPolicies(t *testing.T) {
 				t.Error("dynamodb:Scan on Table: nothing needs a scan")
 			}
 
-			// Every function may enqueue a step to any step queue.
+			// Every function but the editor may enqueue a step to any step queue.
 			for _, q := range stepQueues() {
-				if !allows(gs, "sqs:SendMessage", q) {
-					t.Errorf("no sqs:SendMessage on %s", q)
+				if got, want := allows(gs, "sqs:SendMessage", q), f.LogicalID != "EditorFunction"; got != want {
+					t.Errorf("sqs:SendMessage on %s = %v, want %v", q, got, want)
 				}
 			}
 

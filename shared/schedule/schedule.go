@@ -81,6 +81,27 @@ var zones sync.Map
 // registeredZones loads zones from a database the binary carries.
 var registeredZones func(name string) (*time.Location, error)
 
+// ValidZone says whether name is an IANA time zone a subscriber or a tunnel
+// may carry: from the registered list of names (package zonenames) if there
+// is one, else by loading it.
+func ValidZone(name string) error {
+	if knownZone != nil && name != "Local" {
+		if knownZone(name) {
+			return nil
+		}
+		return fmt.Errorf("%q is not an IANA time zone (e.g. Europe/Moscow)", name)
+	}
+	_, err := LoadLocation(name)
+	return err
+}
+
+// knownZone answers ValidZone from a list of names the binary carries.
+var knownZone func(name string) bool
+
+// RegisterZoneNames makes known the answer of ValidZone. Package zonenames
+// calls it from its init.
+func RegisterZoneNames(known func(name string) bool) { knownZone = known }
+
 // RegisterZones makes load the first source of zones. Package zonedata calls
 // it from its init; it is not safe to call once zones are being loaded.
 func RegisterZones(load func(name string) (*time.Location, error)) { registeredZones = load }

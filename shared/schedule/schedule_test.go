@@ -145,3 +145,26 @@ func TestRegisteredZones(t *testing.T) {
 		t.Errorf("a zone nobody has loaded")
 	}
 }
+
+// A registered list answers ValidZone without loading; without one, a zone
+// is valid when it loads.
+func TestValidZone(t *testing.T) {
+	saved := knownZone
+	t.Cleanup(func() { knownZone = saved })
+	knownZone = nil
+	if err := ValidZone("Europe/Moscow"); err != nil {
+		t.Errorf("without a list: %v", err)
+	}
+	if err := ValidZone("Mars/Olympus"); err == nil {
+		t.Error("without a list, Mars/Olympus is valid")
+	}
+	RegisterZoneNames(func(name string) bool { return name == "Test/Listed" })
+	if err := ValidZone("Test/Listed"); err != nil {
+		t.Errorf("a listed name: %v", err)
+	}
+	for _, name := range []string{"Europe/Moscow", "Local", ""} {
+		if err := ValidZone(name); err == nil {
+			t.Errorf("%q is valid though the list lacks it", name)
+		}
+	}
+}

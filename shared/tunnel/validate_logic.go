@@ -346,7 +346,7 @@ func (v *validator) delayTiming(bp string, b *Block) {
 		case w.Timezone == "":
 			v.add(wp+"/timezone", `timezone is required: an IANA time zone such as "Europe/Moscow", or "subscriber"`)
 		case w.Timezone != "subscriber":
-			if _, err := schedule.LoadLocation(w.Timezone); err != nil {
+			if err := schedule.ValidZone(w.Timezone); err != nil {
 				v.add(wp+"/timezone", "%v, or \"subscriber\"", err)
 			}
 		}

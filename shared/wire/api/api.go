@@ -1,12 +1,12 @@
-// Package api wires the API function: every HTTP route, with the browser
-// console at GET /. It is the only function that links the API, the console
-// and the API's documentation.
+// Package api wires the API function: every HTTP route but the editor's
+// (package editor), with the browser console at GET /. It is the only
+// function that links the console and the API's documentation.
 package api
 
 import (
-	// The runtime image has no /usr/share/zoneinfo, and tunnels and events
-	// name time zones the API validates: embed the zone database.
-	_ "github.com/tunnels/tunnels/shared/schedule/zonedata"
+	// The runtime image has no /usr/share/zoneinfo, and an event names the
+	// subscriber's time zone, which the API checks: embed the zone names.
+	_ "github.com/tunnels/tunnels/shared/schedule/zonenames"
 
 	"net/http"
 
@@ -16,7 +16,6 @@ import (
 	"github.com/tunnels/tunnels/shared/messenger"
 	"github.com/tunnels/tunnels/shared/queue"
 	"github.com/tunnels/tunnels/shared/wire"
-	"github.com/tunnels/tunnels/shared/wire/webhook"
 )
 
 // Handler builds the HTTP API handler.
@@ -30,7 +29,7 @@ func Handler(d wire.Deps) http.Handler {
 		Console: c,
 		Store:   d.Store(), Queue: d.Queues(), AdminToken: d.Config.AdminToken,
 		Egress: egress.Policy{Allow: d.Config.EgressAllow}, DLQ: &queue.DeadLetterQueues{API: d.SQS, URLs: d.Config.DLQs},
-		External: webhook.ExternalClient(d.Config), Log: d.Log,
+		Log:       d.Log,
 		Messenger: messenger.New(d.Store(), d.Config), PublicURL: d.Config.PublicURL, TelegramAPI: d.Config.TelegramAPI,
 		TelegramHTTP: egress.NewClient(egress.Policy{Allow: d.Config.EgressAllow}, egress.Options{}),
 	}).Handler()
