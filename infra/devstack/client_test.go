@@ -79,6 +79,7 @@ func TestMain(m *testing.M) {
 				EgressAllow:       strings.Join(allow, ","),
 				SchedulerInterval: time.Second,
 				Env:               map[string]string{"TUNNELS_TELEGRAM_API": tgAPI.URL()},
+				CountCalls:        calls,
 				Log:               slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			})
 			if startErr != nil {
@@ -87,7 +88,23 @@ func TestMain(m *testing.M) {
 			}
 			defer sys.Close()
 		}
-		return m.Run()
+		code := m.Run()
+		if code == 0 && sys != nil {
+			// Every test has run: what the functions called, their
+			// policies must allow.
+			denied, err := unauthorizedCalls(calls.Snapshot())
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "check the functions' calls against their policies:", err)
+				return 1
+			}
+			for _, d := range denied {
+				fmt.Fprintln(os.Stderr, "FAIL (IAM):", d)
+			}
+			if len(denied) > 0 {
+				return 1
+			}
+		}
+		return code
 	}()
 	os.Exit(code)
 }

@@ -6,7 +6,6 @@ package samtemplate
 import (
 	"debug/elf"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -509,148 +508,16 @@ func TestSchedulerAndAPIEvents(t *testing.T) {
 
 // ---------------------------------------------------------------- policies
 
-// grant is one Allow statement, reduced to action names and resource tokens:
-// a logical id for !GetAtt X.Arn, "X/index/*" for !Sub "${X.Arn}/index/*",
-// "ref:X" for !Ref X, "sub:<text>" for another !Sub, a plain string as is.
-type grant struct {
-	actions   []string
-	resources []string
-	condition string // the Fn::If condition the statement depends on, if any
-}
+// allows is Allowed, and policyGrants Grants, as the tests below spell them.
+func allows(gs []Grant, action, resource string) bool { return Allowed(gs, action, resource) }
 
-func (g grant) allows(action, resource string) bool {
-	actionOK := false
-	for _, a := range g.actions {
-		if ok, _ := path.Match(strings.ToLower(a), strings.ToLower(action)); ok {
-			actionOK = true
-		}
-	}
-	return actionOK && slices.Contains(g.resources, resource)
-}
-
-func allows(gs []grant, action, resource string) bool {
-	for _, g := range gs {
-		if g.condition == "" && g.allows(action, resource) {
-			return true
-		}
-	}
-	return false
-}
-
-// policyGrants reduces a function's Policies to grants. Inline documents and the
-// SAM policy templates DynamoDBCrudPolicy, SQSSendMessagePolicy and
-// SQSPollerPolicy are understood; anything else is an error.
-func policyGrants(f Function) ([]grant, error) {
-	var gs []grant
-	for _, p := range f.Policies {
-		m, ok := p.(map[string]any)
-		if !ok {
-			return nil, errors.New("managed policy " + toString(p) + ": not least privilege")
-		}
-		if stmts, ok := m["Statement"]; ok {
-			for _, s := range asList(stmts) {
-				g, skip, err := statementGrant(s)
-				if err != nil {
-					return nil, err
-				}
-				if !skip {
-					gs = append(gs, g)
-				}
-			}
-			continue
-		}
-		for name, args := range m {
-			a, _ := args.(map[string]any)
-			switch name {
-			case "DynamoDBCrudPolicy":
-				tbl, _ := RefTo(a["TableName"])
-				gs = append(gs, grant{
-					actions:   []string{"dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:DescribeTable", "dynamodb:ConditionCheckItem"},
-					resources: []string{tbl, tbl + "/index/*"}})
-			case "SQSSendMessagePolicy", "SQSPollerPolicy":
-				q, attr, _ := GetAttOf(a["QueueName"])
-				if attr != "QueueName" {
-					return nil, errors.New(name + ": QueueName is not !GetAtt <queue>.QueueName")
-				}
-				acts := []string{"sqs:SendMessage*"}
-				if name == "SQSPollerPolicy" {
-					acts = []string{"sqs:ChangeMessageVisibility", "sqs:ChangeMessageVisibilityBatch", "sqs:DeleteMessage", "sqs:DeleteMessageBatch", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}
-				}
-				gs = append(gs, grant{actions: acts, resources: []string{q}})
-			default:
-				return nil, errors.New("unsupported policy " + name)
-			}
-		}
-	}
-	return gs, nil
-}
-
-func statementGrant(s any) (g grant, skip bool, err error) {
-	m, ok := s.(map[string]any)
-	if !ok {
-		return g, false, errors.New("statement " + toString(s) + " is not a map")
-	}
-	if ifArgs, ok := m["Fn::If"].([]any); ok && len(m) == 1 {
-		// [condition, statement, !Ref AWS::NoValue]: a statement that may be absent.
-		if len(ifArgs) != 3 {
-			return g, false, errors.New("Fn::If needs 3 arguments")
-		}
-		if id, _ := RefTo(ifArgs[2]); id != "AWS::NoValue" {
-			return g, false, errors.New("a conditional statement's else branch must be AWS::NoValue")
-		}
-		g, skip, err = statementGrant(ifArgs[1])
-		cond, _ := ifArgs[0].(string)
-		g.condition = cond
-		return g, skip, err
-	}
-	if m["Effect"] != "Allow" {
-		return g, true, nil
-	}
-	for _, a := range asList(m["Action"]) {
-		s, ok := a.(string)
-		if !ok {
-			return g, false, errors.New("Action " + toString(a) + " is not a string")
-		}
-		g.actions = append(g.actions, s)
-	}
-	for _, r := range asList(m["Resource"]) {
-		g.resources = append(g.resources, resourceTokens(r)...)
-	}
-	return g, false, nil
-}
-
-var subArnIndexRE = regexp.MustCompile(`^\$\{([A-Za-z0-9]+)\.Arn\}(/.*)$`)
-
-func resourceTokens(r any) []string {
-	if s, ok := r.(string); ok {
-		return []string{s}
-	}
-	if res, attr, ok := GetAttOf(r); ok && attr == "Arn" {
-		return []string{res}
-	}
-	if id, ok := RefTo(r); ok {
-		return []string{"ref:" + id}
-	}
-	m, _ := r.(map[string]any)
-	if sub, ok := m["Fn::Sub"].(string); ok {
-		if mm := subArnIndexRE.FindStringSubmatch(sub); mm != nil {
-			return []string{mm[1] + mm[2]}
-		}
-		return []string{"sub:" + sub}
-	}
-	if ifArgs, ok := m["Fn::If"].([]any); ok && len(ifArgs) == 3 {
-		return append(resourceTokens(ifArgs[1]), resourceTokens(ifArgs[2])...)
-	}
-	return []string{"unknown:" + toString(r)}
-}
-
-func toString(v any) string { return fmt.Sprint(v) }
+func policyGrants(f Function) ([]Grant, error) { return Grants(f) }
 
 var (
 	itemActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
 		"dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"}
-	schedulerActions = []string{"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-	editorActions    = []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
+	schedulerActions = []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+	editorActions    = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
 	dlqActions       = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 )
 
@@ -663,14 +530,14 @@ func TestPolicies(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, g := range gs {
-				for _, a := range g.actions {
+				for _, a := range g.Actions {
 					if a == "*" || strings.HasSuffix(a, ":*") {
 						t.Errorf("action %q is a wildcard", a)
 					}
 				}
-				for _, r := range g.resources {
+				for _, r := range g.Resources {
 					if r == "*" || strings.HasPrefix(r, "unknown:") {
-						t.Errorf("resource %q of %v is a wildcard or unreadable", r, g.actions)
+						t.Errorf("resource %q of %v is a wildcard or unreadable", r, g.Actions)
 					}
 				}
 			}
@@ -738,7 +605,7 @@ func TestPolicies(t *testing.T) {
 
 			// SES: only the email function, only on the configured identity, only when set.
 			for _, g := range gs {
-				for _, a := range g.actions {
+				for _, a := range g.Actions {
 					if !strings.HasPrefix(strings.ToLower(a), "ses:") {
 						continue
 					}
@@ -749,12 +616,12 @@ func TestPolicies(t *testing.T) {
 					if a != "ses:SendEmail" {
 						t.Errorf("SES action %s, want ses:SendEmail only", a)
 					}
-					if g.condition != "HasSesIdentity" {
-						t.Errorf("ses:SendEmail statement condition = %q, want HasSesIdentity", g.condition)
+					if g.Condition != "HasSesIdentity" {
+						t.Errorf("ses:SendEmail statement condition = %q, want HasSesIdentity", g.Condition)
 					}
 					wantRes := []string{"ref:SesIdentity", "sub:arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SesIdentity}"}
-					if !slices.Equal(g.resources, wantRes) {
-						t.Errorf("ses:SendEmail resources = %v, want %v", g.resources, wantRes)
+					if !slices.Equal(g.Resources, wantRes) {
+						t.Errorf("ses:SendEmail resources = %v, want %v", g.Resources, wantRes)
 					}
 				}
 			}
