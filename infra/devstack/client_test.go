@@ -92,7 +92,7 @@ func TestMain(m *testing.M) {
 		if code == 0 && sys != nil {
 			// Every test has run: what the functions called, their
 			// policies must allow.
-			denied, err := unauthorizedCalls(calls.Snapshot())
+			denied, err := unauthorizedCalls(calls.Permissions())
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "check the functions' calls against their policies:", err)
 				return 1

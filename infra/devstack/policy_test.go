@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/tunnels/tunnels/infra/localstack"
 	"github.com/tunnels/tunnels/shared/samtemplate"
@@ -13,10 +14,13 @@ import (
 // package's tests run (TestMain checks them against the template's policies).
 var calls = &localstack.CallCounter{}
 
-// unauthorizedCalls lists the calls a function made that its policy in
-// template.yaml does not allow: the emulators take any call, AWS would
-// refuse these with AccessDenied. Actions are checked, not resources.
-func unauthorizedCalls(seen map[localstack.CallKey]localstack.CallStats) ([]string, error) {
+// unauthorizedCalls lists what the functions' calls needed that their
+// policies in template.yaml do not allow: the emulators take any call, AWS
+// would refuse these with AccessDenied. DynamoDB calls are checked against
+// the statements on the table (Table) or on its indexes (Table/index/*);
+// others by action alone. A statement under a condition (Fn::If) counts: the
+// tests play a deployment where it holds (an SES identity is set).
+func unauthorizedCalls(needed map[string]map[localstack.Permission]int64) ([]string, error) {
 	root, err := localstack.RepoRoot()
 	if err != nil {
 		return nil, err
@@ -26,52 +30,32 @@ func unauthorizedCalls(seen map[localstack.CallKey]localstack.CallStats) ([]stri
 		return nil, err
 	}
 	var out []string
-	for k, s := range seen {
-		f, ok := tpl.Function(k.Label)
-		if !ok || s.Calls == 0 {
-			continue // the local stack's own calls (the event source mappings)
-		}
-		action, ok := iamAction(k.Service, k.Operation)
+	for label, perms := range needed {
+		f, ok := tpl.Function(label)
 		if !ok {
-			continue
+			continue // the local stack's own calls (the event source mappings)
 		}
 		grants, err := samtemplate.Grants(f)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", k.Label, err)
+			return nil, fmt.Errorf("%s: %w", label, err)
 		}
-		allowed := false
-		for _, g := range grants {
-			allowed = allowed || g.Allows(action, "")
-		}
-		if !allowed {
-			out = append(out, fmt.Sprintf("%s called %s %s (%d times): its policy does not allow %s", k.Label, k.Service, k.Operation, s.Calls, action))
+		for p, n := range perms {
+			resource := ""
+			if strings.HasPrefix(p.Action, "dynamodb:") {
+				resource = "Table"
+				if p.Index {
+					resource = "Table/index/*"
+				}
+			}
+			allowed := false
+			for _, g := range grants {
+				allowed = allowed || g.Allows(p.Action, resource)
+			}
+			if !allowed {
+				out = append(out, fmt.Sprintf("%s needed %s on %q for %d calls: its policy does not allow it", label, p.Action, resource, n))
+			}
 		}
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// iamAction is the IAM action that authorizes an SDK operation. ok is false
-// for TransactWriteItems, which each of its items authorizes (PutItem,
-// UpdateItem, DeleteItem, ConditionCheckItem): the counter does not see them.
-func iamAction(service, operation string) (action string, ok bool) {
-	switch service {
-	case "DynamoDB":
-		switch operation {
-		case "TransactWriteItems":
-			return "", false
-		case "TransactGetItems":
-			return "dynamodb:GetItem", true
-		}
-		return "dynamodb:" + operation, true
-	case "SQS":
-		switch operation {
-		case "SendMessageBatch", "DeleteMessageBatch", "ChangeMessageVisibilityBatch":
-			operation = operation[:len(operation)-len("Batch")]
-		}
-		return "sqs:" + operation, true
-	case "SESv2":
-		return "ses:" + operation, true
-	}
-	return service + ":" + operation, true
 }

@@ -65,8 +65,9 @@ type CallCounter struct {
 	// a copy; the caller's input is left alone).
 	Capacity bool
 
-	mu sync.Mutex
-	m  map[CallKey]*CallStats
+	mu    sync.Mutex
+	m     map[CallKey]*CallStats
+	perms map[string]map[Permission]int64 // by label
 }
 
 // NewCallCounter makes an empty counter.
@@ -102,6 +103,36 @@ func (c *CallCounter) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.m = map[CallKey]*CallStats{}
+	c.perms = nil
+}
+
+// Permissions answers, by label, the IAM permissions the calls so far needed
+// (see Permissions) and how many calls needed each.
+func (c *CallCounter) Permissions() map[string]map[Permission]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]map[Permission]int64{}
+	for label, ps := range c.perms {
+		out[label] = map[Permission]int64{}
+		for p, n := range ps {
+			out[label][p] = n
+		}
+	}
+	return out
+}
+
+func (c *CallCounter) recordPermissions(label string, ps []Permission) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.perms == nil {
+		c.perms = map[string]map[Permission]int64{}
+	}
+	if c.perms[label] == nil {
+		c.perms[label] = map[Permission]int64{}
+	}
+	for _, p := range ps {
+		c.perms[label][p]++
+	}
 }
 
 // Keys answers the keys of a snapshot in a stable order.
@@ -162,6 +193,7 @@ func (c *CallCounter) APIOption(label string) func(*middleware.Stack) error {
 			observe(out.Result, &s)
 		}
 		c.record(k, s)
+		c.recordPermissions(label, Permissions(k.Service, k.Operation, in.Parameters))
 		return out, md, err
 	})
 	attempts := middleware.FinalizeMiddlewareFunc("TunnelsCountAttempts", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {

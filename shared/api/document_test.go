@@ -26,6 +26,12 @@ func TestAcceptsGzip(t *testing.T) {
 		{[]string{"gzip; q=0.0, *"}, false}, // named at zero: * does not bring it back
 		{[]string{"*;q=0"}, false},
 		{[]string{"gzip;q=x"}, false},
+		{[]string{"gzip;Q=0"}, false}, // the parameter name is case-insensitive
+		{[]string{"gzip;q=NaN, *"}, true},
+		{[]string{"gzip;q=1.5"}, false},
+		{[]string{"gzip;q=0.0001"}, false},
+		{[]string{"gzip;q=0.001"}, true},
+		{[]string{"gzip ; q = 0.5"}, true},
 		{[]string{"gzipped"}, false},
 	} {
 		if got := acceptsGzip(c.header); got != c.want {

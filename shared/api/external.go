@@ -2,11 +2,13 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tunnels/tunnels/shared/actions/external"
 	"github.com/tunnels/tunnels/shared/egress"
@@ -150,6 +152,10 @@ func (s *Server) previewExternalRequest(r *http.Request, ws string) response {
 	return ok(httpreq.MaskSecrets(p.rendered, p.secrets))
 }
 
+// checkBudget bounds a check's request (its timeout_ms may be 30 s, API
+// Gateway's own limit for the whole call).
+const checkBudget = 25 * time.Second
+
 // checkResult is CheckResult of the API description.
 type checkResult struct {
 	Request    httpreq.Rendered        `json:"request"`
@@ -171,7 +177,11 @@ func (s *Server) checkExternalRequest(r *http.Request, ws string) response {
 		client = egress.NewClient(s.Egress, egress.Options{Timeout: httpreq.MaxTimeout, MaxBody: httpreq.MaxBodyLimit})
 		defer client.CloseIdleConnections()
 	}
-	ex := external.Requests{Client: client}.Send(r.Context(), p.rendered, p.def, p.fieldTypes, "")
+	// API Gateway answers 503 itself to a request that takes 30 s: a check that
+	// has not been answered by then ends in time to say so (422 request_failed).
+	ctx, cancel := context.WithTimeout(r.Context(), checkBudget)
+	defer cancel()
+	ex := external.Requests{Client: client}.Send(ctx, p.rendered, p.def, p.fieldTypes, "")
 	if ex.Response.Status == 0 {
 		// No answer at all. The error names the method and host:port and what went
 		// wrong, never the path or query (they may carry secrets).

@@ -1,5 +1,7 @@
-// Package api is the whole HTTP API of SPEC section 6 as one net/http
-// handler: in Lambda behind API Gateway (see apigw), locally a plain server.
+// Package api is the whole HTTP API of SPEC section 6 as two net/http
+// handlers: Handler (the api function) and EditorHandler (the editor's
+// routes); in Lambda behind API Gateway (see apigw), locally behind the local
+// stack's router.
 package api
 
 import (
@@ -25,7 +27,8 @@ import (
 // MaxBody is the largest request body the API reads.
 const MaxBody = 256 << 10
 
-// Server holds what the handlers need. Build the handler with Handler.
+// Server holds what the handlers need. Build them with Handler and
+// EditorHandler.
 type Server struct {
 	Store *store.Store
 	Queue engine.Queue
@@ -38,7 +41,8 @@ type Server struct {
 		Remove(ctx context.Context, kind engine.Kind, stepIDs map[string]bool) (int, error)
 	}
 	// External sends check requests (POST /v1/external-requests/check): an egress client
-	// with the Egress policy (app builds it once). Nil: one is built for each check.
+	// with the Egress policy (the editor's wiring builds it once). Nil: one is built for
+	// each check.
 	External *http.Client
 	// Messenger sends operators' messages through the subscriber's channel.
 	Messenger engine.Messenger
@@ -103,10 +107,10 @@ func (s *Server) Handler() http.Handler {
 
 // EditorHandler is the editor function's handler: saving a tunnel, which
 // validates the whole funnel (every block, action and external request), and
-// trying an external request, which calls the user's server. They are the
-// API's heaviest code and its only calls to user-configured addresses; apart,
-// they cost neither size nor cold start to every other route, and their
-// egress is one function's.
+// previewing or sending an external request, which renders it and, for a
+// check, calls the user's server. They link the API's heaviest code (the
+// validator, the external-request client); apart, they cost neither size nor
+// cold start to every other route.
 func (s *Server) EditorHandler() http.Handler {
 	return s.serve(http.NewServeMux(), s.editorRoutes())
 }
@@ -425,19 +429,16 @@ func serveDocument(w http.ResponseWriter, r *http.Request) {
 }
 
 // acceptsGzip reads Accept-Encoding (RFC 9110, 12.5.3): gzip with a weight
-// above zero, or, when gzip is not named, * with one.
+// above zero, or, when gzip is not named, * with one. An item whose weight
+// is not a qvalue (0 to 1, three decimals at most) is ignored.
 func acceptsGzip(values []string) bool {
 	named, star := -1.0, -1.0
 	for _, v := range values {
 		for item := range strings.SplitSeq(v, ",") {
 			coding, params, _ := strings.Cut(item, ";")
-			weight := 1.0
-			if q, ok := strings.CutPrefix(strings.ReplaceAll(strings.TrimSpace(params), " ", ""), "q="); ok {
-				w, err := strconv.ParseFloat(q, 64)
-				if err != nil {
-					continue
-				}
-				weight = w
+			weight, ok := qvalue(params)
+			if !ok {
+				continue
 			}
 			switch coding = strings.TrimSpace(coding); {
 			case strings.EqualFold(coding, "gzip"), strings.EqualFold(coding, "x-gzip"):
@@ -451,4 +452,23 @@ func acceptsGzip(values []string) bool {
 		return named > 0
 	}
 	return star > 0
+}
+
+// qvalue reads an item's weight parameter ("q=0.5"; none is 1).
+func qvalue(params string) (float64, bool) {
+	params = strings.TrimSpace(params)
+	if params == "" {
+		return 1, true
+	}
+	name, value, found := strings.Cut(params, "=")
+	if !found || !strings.EqualFold(strings.TrimSpace(name), "q") {
+		return 0, false
+	}
+	value = strings.TrimSpace(value)
+	whole, frac, _ := strings.Cut(value, ".")
+	if (whole != "0" && whole != "1") || len(frac) > 3 || strings.Trim(frac, "0123456789") != "" || (whole == "1" && strings.Trim(frac, "0") != "") {
+		return 0, false
+	}
+	w, err := strconv.ParseFloat(value, 64)
+	return w, err == nil
 }

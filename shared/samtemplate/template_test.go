@@ -710,3 +710,24 @@ func TestMakeBuild(t *testing.T) {
 		})
 	}
 }
+
+// Every function's log group is declared, so its logs are kept LogRetentionDays
+// (Lambda would create the group itself and keep them forever).
+func TestEveryFunctionHasALogGroup(t *testing.T) {
+	tpl := openTemplate(t)
+	for _, f := range tpl.Functions() {
+		id := f.LogicalID + "LogGroup"
+		res, ok := tpl.resources[id]
+		if !ok || res.Type != "AWS::Logs::LogGroup" {
+			t.Errorf("%s: no %s of type AWS::Logs::LogGroup", f.LogicalID, id)
+			continue
+		}
+		name, _ := res.Properties["LogGroupName"].(map[string]any)
+		if name["Fn::Sub"] != "/aws/lambda/${"+f.LogicalID+"}" {
+			t.Errorf("%s: LogGroupName %v, want !Sub /aws/lambda/${%s}", id, res.Properties["LogGroupName"], f.LogicalID)
+		}
+		if ref, _ := RefTo(res.Properties["RetentionInDays"]); ref != "LogRetentionDays" {
+			t.Errorf("%s: RetentionInDays %v, want !Ref LogRetentionDays", id, res.Properties["RetentionInDays"])
+		}
+	}
+}

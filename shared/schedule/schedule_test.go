@@ -116,7 +116,8 @@ func TestDateValue(t *testing.T) {
 // zone is kept.
 func TestRegisteredZones(t *testing.T) {
 	saved := registeredZones
-	t.Cleanup(func() { registeredZones = saved })
+	zones.Clear()
+	t.Cleanup(func() { registeredZones = saved; zones.Clear() })
 	calls := map[string]int{}
 	fixed := time.FixedZone("Test/Fixed", 5*3600+45*60)
 	RegisterZones(func(name string) (*time.Location, error) {

@@ -27,8 +27,8 @@ var notImported = func() map[string][]string {
 	chat := []string{module + "shared/telegram", module + "shared/messenger"}
 	external := []string{module + "shared/actions/external", module + "shared/httpreq", "github.com/tidwall/gjson"}
 	actions := []string{module + "shared/actions"}
-	// time/tzdata embeds the zone database uncompressed: package schedule
-	// carries it compressed. text/template (and html/template over it) calls
+	// time/tzdata embeds the zone database uncompressed: package
+	// schedule/zonedata carries it compressed. text/template (and html/template over it) calls
 	// methods by name through reflection, which makes the linker keep every
 	// exported method of every reachable type: the whole DynamoDB client.
 	// The SDK's schema-serde service versions link a schema of every shape of

@@ -3,7 +3,7 @@
 // around the engine. What one kind of function adds (its actions, its
 // messenger, its other clients) is wired in the package of that kind
 // (wire/flow, wire/tags, wire/email, wire/crm, wire/webhook, wire/scheduler,
-// wire/api), so each function's binary links only its own kind's code and
+// wire/api, wire/editor), so each function's binary links only its own kind's code and
 // makes only the clients it uses. Package app puts every kind together for
 // the local runner and the tests, from the same packages Lambda runs.
 package wire

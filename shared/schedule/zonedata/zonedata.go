@@ -1,8 +1,9 @@
 // Package zonedata embeds the IANA time zone database for
 // schedule.LoadLocation, as time/tzdata does for time.LoadLocation but at a
 // fifth of its size. The Lambda runtime image has no /usr/share/zoneinfo: a
-// function that loads zones (flow: delay windows; api: validation) imports
-// this package for its effect in its wiring, and the others do not carry it.
+// function that computes in zones (flow: delay windows) imports this package
+// for its effect in its wiring, and the others do not carry it (the API and
+// the editor only check names: package zonenames).
 //
 // It is the Go toolchain's archive ($GOROOT/lib/time/zoneinfo.zip, ≈ 400 KB)
 // gzip-compressed (≈ 95 KB), opened once, on the first zone loaded. It is read

@@ -21,7 +21,7 @@ func Handler(d wire.Deps) *stepbatch.Handler {
 }
 
 // ExternalClient is the egress client of external requests, for the webhook
-// function and the API's check request, built once per function. Its own
+// function and the editor's check request, built once per function. Its own
 // bounds are httpreq's caps, so each request's timeout_ms and the mapping's
 // read size are what apply.
 func ExternalClient(cfg config.Config) *http.Client {
