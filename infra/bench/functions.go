@@ -88,7 +88,10 @@ func buildAll(ctx context.Context, root, dir, arch string) (map[string]string, e
 type burstFor func(id string, i int) (event []byte, what string, ok bool)
 
 // measureFunctions measures sizes, cold starts (coldRuns fresh starts each)
-// and the peak memory after a burst of n invocations.
+// and the peak memory after a burst of n invocations. The cold starts come
+// first, in rounds that start every function once (the floor included), so
+// whatever else the machine does at a moment weighs on all of them alike
+// rather than on the one measured then; the bursts come after.
 func measureFunctions(ctx context.Context, root string, arm, host map[string]string, envFor func(id string) map[string]string,
 	coldRuns, n int, burst burstFor, progress func(string)) []fnResult {
 	ids := []string{}
@@ -104,31 +107,38 @@ func measureFunctions(ctx context.Context, root string, arm, host map[string]str
 		}
 		sample[f.ID] = b
 	}
-	var out []fnResult
-	for _, id := range ids {
-		r := fnResult{ID: id, Burst: n}
+	out := make([]fnResult, len(ids))
+	for i, id := range ids {
+		out[i] = fnResult{ID: id, Burst: n}
 		if st, err := os.Stat(arm[id]); err == nil {
-			r.SizeARM64 = st.Size()
+			out[i].SizeARM64 = st.Size()
 		}
 		if st, err := os.Stat(host[id]); err == nil {
-			r.SizeHost = st.Size()
+			out[i].SizeHost = st.Size()
 		}
-		env := envFor(id)
-		for range coldRuns {
-			_, init, err := localstack.InvokeRIE(ctx, host[id], env, sample[id])
+	}
+	for range coldRuns {
+		for i, id := range ids {
+			r := &out[i]
+			if r.Err != "" {
+				continue
+			}
+			_, init, err := localstack.InvokeRIE(ctx, host[id], envFor(id), sample[id])
 			if err != nil && !isFunctionError(err) {
 				r.Err = err.Error()
-				break
+				continue
 			}
 			if init > 0 {
 				r.ColdStarts = append(r.ColdStarts, init)
 			}
 		}
+	}
+	for i, id := range ids {
+		r := &out[i]
 		if r.Err == "" {
-			r.BurstWhat, r.BurstTime, r.PeakRSS, r.Err = runBurst(ctx, host[id], env, id, n, sample[id], burst)
+			r.BurstWhat, r.BurstTime, r.PeakRSS, r.Err = runBurst(ctx, host[id], envFor(id), id, n, sample[id], burst)
 		}
 		progress(fmt.Sprintf("%s: cold start %s, peak RSS %.1f MB, arm64 %.1f MB", id, r.ColdStart().Round(10*time.Microsecond), float64(r.PeakRSS)/(1<<20), float64(r.SizeARM64)/(1<<20)))
-		out = append(out, r)
 	}
 	return out
 }

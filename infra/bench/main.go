@@ -64,7 +64,7 @@ func main() {
 	flag.IntVar(&o.EngineRuns, "engine-runs", 20000, "runs of the in-process engine measurement (10 steps each)")
 	flag.IntVar(&o.EngineReps, "engine-repeats", 3, "timed runs of the one-core engine measurement (after one to warm up; the median is reported)")
 	flag.IntVar(&o.Burst, "burst", 200, "invocations of each function before its peak memory is read")
-	flag.IntVar(&o.ColdRuns, "cold", 3, "cold starts per function (the median is reported)")
+	flag.IntVar(&o.ColdRuns, "cold", 7, "cold starts per function, in rounds over every function (the median is reported)")
 	flag.DurationVar(&o.RawSeconds, "raw", 4*time.Second, "time each raw emulator measurement runs")
 	flag.DurationVar(&o.LoadTimeout, "load-timeout", 8*time.Minute, "bound of the load run")
 	flag.StringVar(&o.Out, "out", "", "report file (default <repo>/BENCHMARKS.md; - for none)")

@@ -172,7 +172,7 @@ func (r *report) markdown() string {
 
 	p("## Functions: size, cold start, memory\n\n")
 	p("Each built by its `make build-<Id>` target (`-tags lambda.norpc -trimpath -ldflags='-s -w'`, CGO off): for arm64 (what Lambda runs: the size) and for this machine (what runs under the runtime interface emulator here). ")
-	p("Cold start: the init duration RIE reports for a fresh start with the function's `events/` sample (median of the starts). Peak memory: VmHWM of the bootstrap process (RIE's child) after a burst of invocations, one at a time as one sandbox runs them.\n\n")
+	p("Cold start: the init duration RIE reports for a fresh start with the function's `events/` sample (median of the starts, taken in rounds that start every function and the floor once each). Peak memory: VmHWM of the bootstrap process (RIE's child) after a burst of invocations, one at a time as one sandbox runs them.\n\n")
 	var bare *fnResult
 	for i := range r.Functions {
 		if r.Functions[i].ID == minimalID && r.Functions[i].Err == "" {
