@@ -64,6 +64,9 @@ type CallCounter struct {
 	// that takes it and sums the units it answers (the request is changed on
 	// a copy; the caller's input is left alone).
 	Capacity bool
+	// Permits also records the IAM permissions each call needs (see
+	// Permissions), for checking them against the functions' policies.
+	Permits bool
 
 	mu    sync.Mutex
 	m     map[CallKey]*CallStats
@@ -107,7 +110,7 @@ func (c *CallCounter) Reset() {
 }
 
 // Permissions answers, by label, the IAM permissions the calls so far needed
-// (see Permissions) and how many calls needed each.
+// (see Permissions) and how many calls needed each; empty unless Permits.
 func (c *CallCounter) Permissions() map[string]map[Permission]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -193,7 +196,9 @@ func (c *CallCounter) APIOption(label string) func(*middleware.Stack) error {
 			observe(out.Result, &s)
 		}
 		c.record(k, s)
-		c.recordPermissions(label, Permissions(k.Service, k.Operation, in.Parameters))
+		if c.Permits {
+			c.recordPermissions(label, Permissions(k.Service, k.Operation, in.Parameters))
+		}
 		return out, md, err
 	})
 	attempts := middleware.FinalizeMiddlewareFunc("TunnelsCountAttempts", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {

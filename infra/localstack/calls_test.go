@@ -64,7 +64,7 @@ func TestCallCounter(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 	counter := NewCallCounter()
-	counter.Capacity = true
+	counter.Capacity, counter.Permits = true, true
 	cfg := aws.Config{Region: Region, Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""),
 		APIOptions: []func(*middleware.Stack) error{counter.APIOption("FlowFunction")}}
 	db := dynamodb.NewFromConfig(cfg, WithDynamoDBEndpoint(srv.URL), WithoutResponseChecksum)
@@ -121,6 +121,14 @@ func TestCallCounter(t *testing.T) {
 		t.Errorf("keys not in order: %v", keys)
 	}
 
+	// What IAM would check: the transaction item by item, the batch by its
+	// single-message action.
+	wantPerms := map[Permission]int64{{Action: "dynamodb:GetItem"}: 1, {Action: "dynamodb:UpdateItem"}: 3,
+		{Action: "sqs:ReceiveMessage"}: 2, {Action: "sqs:SendMessage"}: 1}
+	if perms := counter.Permissions()["FlowFunction"]; !reflect.DeepEqual(perms, wantPerms) {
+		t.Errorf("permissions %v, want %v", perms, wantPerms)
+	}
+
 	before := counter.Snapshot()
 	if _, err := db.GetItem(ctx, get); err != nil {
 		t.Fatal(err)
@@ -129,7 +137,15 @@ func TestCallCounter(t *testing.T) {
 		t.Errorf("diff %+v", d)
 	}
 	counter.Reset()
-	if len(counter.Snapshot()) != 0 {
+	if len(counter.Snapshot()) != 0 || len(counter.Permissions()) != 0 {
 		t.Error("Reset kept counts")
+	}
+	// Without Permits, no permission is recorded.
+	counter.Permits = false
+	if _, err := db.GetItem(ctx, get); err != nil {
+		t.Fatal(err)
+	}
+	if len(counter.Permissions()) != 0 {
+		t.Errorf("permissions recorded without Permits: %v", counter.Permissions())
 	}
 }

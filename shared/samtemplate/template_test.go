@@ -508,11 +508,6 @@ func TestSchedulerAndAPIEvents(t *testing.T) {
 
 // ---------------------------------------------------------------- policies
 
-// allows is Allowed, and policyGrants Grants, as the tests below spell them.
-func allows(gs []Grant, action, resource string) bool { return Allowed(gs, action, resource) }
-
-func policyGrants(f Function) ([]Grant, error) { return Grants(f) }
-
 var (
 	itemActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
 		"dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"}
@@ -525,7 +520,7 @@ func TestPolicies(t *testing.T) {
 	tpl := openTemplate(t)
 	for _, f := range tpl.Functions() {
 		t.Run(f.LogicalID, func(t *testing.T) {
-			gs, err := policyGrants(f)
+			gs, err := Grants(f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -547,36 +542,36 @@ func TestPolicies(t *testing.T) {
 			case "EditorFunction":
 				// Reads, and the tunnel's UpdateItem: nothing else, nowhere else.
 				for _, a := range append(slices.Clone(itemActions), "dynamodb:ConditionCheckItem") {
-					if got, want := allows(gs, a, "Table"), slices.Contains(editorActions, a); got != want {
+					if got, want := Allowed(gs, a, "Table"), slices.Contains(editorActions, a); got != want {
 						t.Errorf("%s on Table = %v, want %v", a, got, want)
 					}
 				}
-				if allows(gs, "dynamodb:Query", "Table/index/*") {
+				if Allowed(gs, "dynamodb:Query", "Table/index/*") {
 					t.Error("dynamodb:Query on Table's indexes: the editor reads none")
 				}
 			case "SchedulerFunction":
 				for _, a := range schedulerActions {
-					if !allows(gs, a, "Table") {
+					if !Allowed(gs, a, "Table") {
 						t.Errorf("no %s on Table", a)
 					}
 				}
 			default:
 				for _, a := range itemActions {
-					if !allows(gs, a, "Table") {
+					if !Allowed(gs, a, "Table") {
 						t.Errorf("no %s on Table", a)
 					}
 				}
-				if !allows(gs, "dynamodb:Query", "Table/index/*") {
+				if !Allowed(gs, "dynamodb:Query", "Table/index/*") {
 					t.Error("no dynamodb:Query on Table's indexes (Journey, Inbox)")
 				}
 			}
-			if allows(gs, "dynamodb:Scan", "Table") {
+			if Allowed(gs, "dynamodb:Scan", "Table") {
 				t.Error("dynamodb:Scan on Table: nothing needs a scan")
 			}
 
 			// Every function but the editor may enqueue a step to any step queue.
 			for _, q := range stepQueues() {
-				if got, want := allows(gs, "sqs:SendMessage", q), f.LogicalID != "EditorFunction"; got != want {
+				if got, want := Allowed(gs, "sqs:SendMessage", q), f.LogicalID != "EditorFunction"; got != want {
 					t.Errorf("sqs:SendMessage on %s = %v, want %v", q, got, want)
 				}
 			}
@@ -589,7 +584,7 @@ func TestPolicies(t *testing.T) {
 				}
 			}
 			for _, q := range append(stepQueues(), dlqs()...) {
-				if got := allows(gs, "sqs:ChangeMessageVisibility", q); got != (q == own) {
+				if got := Allowed(gs, "sqs:ChangeMessageVisibility", q); got != (q == own) {
 					t.Errorf("sqs:ChangeMessageVisibility on %s = %v, want %v", q, got, q == own)
 				}
 			}
@@ -597,7 +592,7 @@ func TestPolicies(t *testing.T) {
 			// Dead letters: only the API reads and deletes them (list and redrive).
 			for _, q := range dlqs() {
 				for _, a := range dlqActions {
-					if got, want := allows(gs, a, q), f.LogicalID == "ApiFunction"; got != want {
+					if got, want := Allowed(gs, a, q), f.LogicalID == "ApiFunction"; got != want {
 						t.Errorf("%s on %s = %v, want %v", a, q, got, want)
 					}
 				}
